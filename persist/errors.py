@@ -1,0 +1,89 @@
+"""Typed errors raised by graphcopy's public functions.
+
+Every error carries a one-line, actionable message; the CLI prints ``str(err)`` and exits with
+``err.exit_code``. Nothing is changed in the store when one of these is raised.
+"""
+
+from __future__ import annotations
+
+
+class GraphcopyError(Exception):
+    """Base class of all errors graphcopy reports to its users."""
+
+    exit_code: int = 1
+
+
+class StoreError(GraphcopyError):
+    """The SQL store could not be opened, migrated or written."""
+
+    exit_code = 3
+
+
+class StoreLockedError(StoreError):
+    """Another process holds the database (SQLite lock, PostgreSQL lock timeout)."""
+
+    exit_code = 4
+
+
+class CanisterNotFoundError(GraphcopyError):
+    """No canister of that name (or principal) exists in the store."""
+
+    exit_code = 2
+
+
+class CanisterExistsError(GraphcopyError):
+    """A canister of that name exists already and the operation needs a new one."""
+
+    exit_code = 2
+
+
+class InvalidModuleError(GraphcopyError):
+    """The bytes given are not a Wasm module graphcopy can host (corrupt, or not a canister)."""
+
+    exit_code = 2
+
+
+class CandidError(GraphcopyError):
+    """Candid text or bytes could not be parsed, encoded or decoded against the expected types."""
+
+    exit_code = 2
+
+
+class NotAuthorizedError(GraphcopyError):
+    """The caller is not allowed to do this (for example, not a controller)."""
+
+    exit_code = 5
+
+
+class CanisterStateError(GraphcopyError):
+    """The canister is in the wrong state for this operation (stopped, empty, ...)."""
+
+    exit_code = 6
+
+
+class MethodNotFoundError(GraphcopyError):
+    """The canister's module exports no update or query of that name."""
+
+    exit_code = 2
+
+
+class CanisterTrapError(GraphcopyError):
+    """The canister trapped (or ran out of instructions); its state is unchanged."""
+
+    exit_code = 7
+
+    def __init__(self, message: str, *, canister: str = "", method: str = "") -> None:
+        super().__init__(message)
+        self.canister = canister
+        self.method = method
+
+
+class CanisterRejectError(GraphcopyError):
+    """The canister rejected the call (``msg_reject``), or the call could not be delivered."""
+
+    exit_code = 8
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(f"call rejected (code {code}): {message}")
+        self.code = code
+        self.reject_message = message
