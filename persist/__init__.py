@@ -1,0 +1,49 @@
+"""Durable canister state and its execution.
+
+The public API is a set of plain functions over a ``Store``::
+
+    from persist import open_store, install, call
+    with open_store("sqlite:///graphcopy.db") as store:
+        install(store, "counter", wasm_bytes)
+        reply = call(store, "counter", "inc")
+
+Names are imported lazily (PEP 562), so ``import persist.errors`` stays cheap for the CLI.
+Nothing in ``persist`` imports ``migrate`` or ``cli``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "EMPTY_ARGS": "persist.api",
+    "CallResult": "persist.api",
+    "CanisterStatus": "persist.api",
+    "HistoryEntry": "persist.api",
+    "InstallResult": "persist.api",
+    "LogLine": "persist.api",
+    "call": "persist.api",
+    "delete": "persist.api",
+    "install": "persist.api",
+    "interface": "persist.api",
+    "list_canisters": "persist.api",
+    "logs": "persist.api",
+    "method_kind": "persist.api",
+    "run_pending": "persist.api",
+    "start": "persist.api",
+    "status": "persist.api",
+    "stop": "persist.api",
+    "Limits": "persist.host",
+    "Store": "persist.store",
+    "open_store": "persist.store",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'persist' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -14,7 +14,6 @@ changed pages back. ``bench/messages.py`` measures what this costs per heap size
 from __future__ import annotations
 
 import ctypes
-import struct
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +23,7 @@ import wasmtime
 
 from persist.errors import InvalidModuleError
 from persist.stable_helper import FAIL_MESSAGES, STABLE_IMPORTS, helper_wat
-from persist.system_api import HostTrap, MessageContext, build_system_api
+from persist.system_api import AVAILABLE, HostTrap, MessageContext, build_system_api
 from persist.wasm_module import GLOBAL_EXPORT_PREFIX, START_EXPORT, ModuleInfo, instrument, parse_module
 
 PAGE = 65536
@@ -33,6 +32,7 @@ PAGE = 65536
 LOAD_GROUP_PAGES = 16
 WASM64_HEAP_MAX_PAGES = 6 * 1024 * 1024 * 1024 // PAGE  # the IC's 6 GiB wasm64 heap limit
 WASM32_HEAP_MAX_PAGES = 65536
+INSTANTIATION_FUEL = 10**12
 
 
 @dataclass
@@ -74,7 +74,7 @@ class Runtime:
         except wasmtime.WasmtimeError as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid module"
             raise InvalidModuleError(f"not a valid Wasm module: {first}") from exc
-        provided = set(build_system_api_names()) | set(STABLE_IMPORTS)
+        provided = set(AVAILABLE) | set(STABLE_IMPORTS)
         unknown = sorted({name for mod, name in info.imports if mod == "ic0" and name not in provided})
         if unknown:
             raise InvalidModuleError(
@@ -87,12 +87,6 @@ class Runtime:
         if mod is None:
             mod = self._helpers[heap_is_64] = wasmtime.Module(self.engine, helper_wat(heap_is_64))
         return mod
-
-
-def build_system_api_names() -> list[str]:
-    from persist.system_api import AVAILABLE
-
-    return list(AVAILABLE)
 
 
 @dataclass
@@ -155,6 +149,7 @@ class LiveCanister:
         self.heap = wasmtime.Memory(
             self.store, wasmtime.MemoryType(wasmtime.Limits(start_pages, heap_max), is_64=self.heap_is_64))
         base, _ = self.heap_span()
+        heap_data = list(heap_data)
         for page_no, data in heap_data:
             ctypes.memmove(base + page_no * PAGE, data, len(data))
 
@@ -198,10 +193,13 @@ class LiveCanister:
             ftype = imp.type
             assert isinstance(ftype, wasmtime.FuncType)
             canister_linker.define_func("ic0", name, ftype, self._wrap(api[name], ftype))
+        self.store.set_fuel(INSTANTIATION_FUEL)  # segment initialisation costs fuel too
         try:
             self.instance = canister_linker.instantiate(self.store, module)
         except wasmtime.Trap as exc:
             raise InvalidModuleError(f"canister module failed to instantiate: {exc.message}") from exc
+        if not run_start:
+            self._undo_data_segments(heap_data, start_pages)
         self.exports = self.instance.exports(self.store)
         self._globals = {g.index: self.exports[f"{GLOBAL_EXPORT_PREFIX}{g.index}"]
                          for g in info.mutable_globals}
@@ -211,8 +209,25 @@ class LiveCanister:
             self.set_globals(globals_)
         self._committed_globals = self.get_globals()
         self._committed_stable_pages = stable_pages
+        self._committed_timer = timer_ns
         self._shadow = self._heap_array().copy()
         self.pending_start = run_start and START_EXPORT in self.exports
+
+    def _undo_data_segments(self, heap_data: list[tuple[int, bytes]], n_pages: int) -> None:
+        """Instantiation applied the module's active data segments over a restored heap; the IC
+        applies them once, at install. Put the committed bytes back on the pages they touched."""
+        touched = self.info.active_data_pages
+        if touched is not None and not touched:
+            return
+        pages = set(range(n_pages)) if touched is None else {p for p in touched if p < n_pages}
+        stored = {p: d for p, d in heap_data if p in pages}
+        base, _ = self.heap_span()
+        for p in pages:
+            data = stored.get(p)
+            if data is None:
+                ctypes.memset(base + p * PAGE, 0, PAGE)
+            else:
+                ctypes.memmove(base + p * PAGE, data, len(data))
 
     # ----------------------------------------------------------------- memory views
 
@@ -417,6 +432,7 @@ class LiveCanister:
                 dirty[p] = 0
         self._committed_globals = self.get_globals()
         self._committed_stable_pages = size
+        self._committed_timer = self.timer_ns
 
     def rollback(self) -> bool:
         """Undo everything since the last commit. Returns False if the heap grew, in which case the
@@ -424,6 +440,7 @@ class LiveCanister:
         cur = self._heap_array()
         if len(cur) != len(self._shadow):
             return False
+        self.timer_ns = self._committed_timer
         for p in self.changed_heap_pages():
             cur[p * PAGE:(p + 1) * PAGE] = self._shadow[p * PAGE:(p + 1) * PAGE]
         self.set_globals(self._committed_globals)
@@ -444,10 +461,6 @@ class LiveCanister:
             if size > committed:
                 self._g_size.set_value(self.store, wasmtime.Val.i64(committed))
         return True
-
-    def discard_heap_changes_check(self) -> bool:
-        """True if the heap equals its committed state (used by tests of query isolation)."""
-        return not self.changed_heap_pages()
 
 
 def _trap_text(exc: wasmtime.Trap) -> str:
@@ -478,7 +491,3 @@ def encode_globals(values: dict[int, Any]) -> dict[str, Any]:
 
 def decode_globals(data: dict[str, Any]) -> dict[int, Any]:
     return {int(i): (float.fromhex(v["f"]) if isinstance(v, dict) else v) for i, v in data.items()}
-
-
-def f32_bits(value: float) -> int:
-    return int(struct.unpack("<I", struct.pack("<f", value))[0])

@@ -100,9 +100,9 @@ _TEMPLATE = r"""
     (global.set $size (local.get $new))
     (local.get $old))
 
-  (func $write64 (export "stable64_write") (param $off i64) (param $src {ptr}) (param $len i64)
+  (func $write64 (export "stable64_write") (param $off i64) (param $src i64) (param $len i64)
     (local $first i64) (local $last i64)
-    (call $check_heap ({src64}) (local.get $len))
+    (call $check_heap (local.get $src) (local.get $len))
     (call $check_stable (local.get $off) (local.get $len))
     (if (i64.eqz (local.get $len)) (then (return)))
     (local.set $first (i64.shr_u (local.get $off) (i64.const 16)))
@@ -110,18 +110,18 @@ _TEMPLATE = r"""
     (call $ensure_loaded (local.get $first) (local.get $last))
     (memory.fill $dirty (i32.wrap_i64 (local.get $first)) (i32.const 1)
                  (i32.wrap_i64 (i64.add (i64.sub (local.get $last) (local.get $first)) (i64.const 1))))
-    (memory.copy $stable $heap (local.get $off) (local.get $src) ({len_heap}))
+    (memory.copy $stable $heap (local.get $off) ({src_addr}) ({len_heap}))
     (global.set $written_bytes (i64.add (global.get $written_bytes) (local.get $len))))
 
-  (func $read64 (export "stable64_read") (param $dst {ptr}) (param $off i64) (param $len i64)
+  (func $read64 (export "stable64_read") (param $dst i64) (param $off i64) (param $len i64)
     (local $first i64) (local $last i64)
-    (call $check_heap ({dst64}) (local.get $len))
+    (call $check_heap (local.get $dst) (local.get $len))
     (call $check_stable (local.get $off) (local.get $len))
     (if (i64.eqz (local.get $len)) (then (return)))
     (local.set $first (i64.shr_u (local.get $off) (i64.const 16)))
     (local.set $last (i64.shr_u (i64.sub (i64.add (local.get $off) (local.get $len)) (i64.const 1)) (i64.const 16)))
     (call $ensure_loaded (local.get $first) (local.get $last))
-    (memory.copy $heap $stable (local.get $dst) (local.get $off) ({len_heap}))
+    (memory.copy $heap $stable ({dst_addr}) (local.get $off) ({len_heap}))
     (global.set $read_bytes (i64.add (global.get $read_bytes) (local.get $len))))
 
   ;; The deprecated 32-bit API: traps once the stable memory exceeds 4 GiB, as on the IC.
@@ -135,26 +135,30 @@ _TEMPLATE = r"""
     (if (i64.gt_u (i64.add (global.get $size) (i64.extend_i32_u (local.get $n))) (i64.const 65536))
       (then (return (i32.const -1))))
     (i32.wrap_i64 (call $grow64 (i64.extend_i32_u (local.get $n)))))
-  (func (export "stable_write") (param $off i32) (param $src {ptr}) (param $len i32)
+  (func (export "stable_write") (param $off i32) (param $src i32) (param $len i32)
     (call $check32)
-    (call $write64 (i64.extend_i32_u (local.get $off)) (local.get $src) (i64.extend_i32_u (local.get $len))))
-  (func (export "stable_read") (param $dst {ptr}) (param $off i32) (param $len i32)
+    (call $write64 (i64.extend_i32_u (local.get $off)) (i64.extend_i32_u (local.get $src))
+                   (i64.extend_i32_u (local.get $len))))
+  (func (export "stable_read") (param $dst i32) (param $off i32) (param $len i32)
     (call $check32)
-    (call $read64 (local.get $dst) (i64.extend_i32_u (local.get $off)) (i64.extend_i32_u (local.get $len))))
+    (call $read64 (i64.extend_i32_u (local.get $dst)) (i64.extend_i32_u (local.get $off))
+                  (i64.extend_i32_u (local.get $len))))
 )
 """
 
 
 def helper_wat(heap_is_64: bool) -> str:
     """The helper module's text for a canister whose heap is a 64-bit (moc) or 32-bit memory."""
+    # The stable64 API takes i64 heap addresses whatever the heap's index type; they are checked
+    # against the heap size first, so narrowing them for a 32-bit heap is exact.
     if heap_is_64:
         return _TEMPLATE.format(
-            heap_type="i64", ptr="i64", heap_size="memory.size $heap",
-            src64="local.get $src", dst64="local.get $dst", len_heap="local.get $len")
+            heap_type="i64", heap_size="memory.size $heap",
+            src_addr="local.get $src", dst_addr="local.get $dst", len_heap="local.get $len")
     # memory.copy between a 32-bit and a 64-bit memory takes an i32 length (the smaller index type).
     return _TEMPLATE.format(
-        heap_type="", ptr="i32", heap_size="i64.extend_i32_u (memory.size $heap)",
-        src64="i64.extend_i32_u (local.get $src)", dst64="i64.extend_i32_u (local.get $dst)",
+        heap_type="", heap_size="i64.extend_i32_u (memory.size $heap)",
+        src_addr="i32.wrap_i64 (local.get $src)", dst_addr="i32.wrap_i64 (local.get $dst)",
         len_heap="i32.wrap_i64 (local.get $len)")
 
 

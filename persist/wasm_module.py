@@ -31,6 +31,7 @@ GZIP_MAGIC = b"\x1f\x8b"
 
 SEC_CUSTOM, SEC_TYPE, SEC_IMPORT, SEC_FUNCTION = 0, 1, 2, 3
 SEC_MEMORY, SEC_GLOBAL, SEC_EXPORT, SEC_START = 5, 6, 7, 8
+SEC_DATA = 11
 
 START_EXPORT = "graphcopy:start"
 GLOBAL_EXPORT_PREFIX = "graphcopy:global:"
@@ -90,6 +91,9 @@ class ModuleInfo:
     mutable_globals: list[GlobalInfo]
     start_function: int | None
     custom_sections: dict[str, bytes] = field(default_factory=dict)
+    # Heap pages that active data segments write at instantiation; None if an offset is not a
+    # constant. A restored canister must get its committed bytes back on those pages.
+    active_data_pages: set[int] | None = field(default_factory=set)
 
     @property
     def is_eop(self) -> bool:
@@ -266,6 +270,7 @@ def parse_module(data: bytes) -> ModuleInfo:
     n_imported_globals = 0
     start: int | None = None
     custom: dict[str, bytes] = {}
+    data_pages: set[int] | None = set()
     for sid, a, b in split_sections(data):
         r = _Reader(data, a, b)
         if sid == SEC_CUSTOM:
@@ -312,6 +317,8 @@ def parse_module(data: bytes) -> ModuleInfo:
                 r.u()
         elif sid == SEC_START:
             start = r.u()
+        elif sid == SEC_DATA:
+            data_pages = _active_data_pages(r)
     if n_memories > 1:
         raise InvalidModuleError("not a canister module: it declares more than one memory")
     bad = sorted({m for m, _ in imports if m != "ic0"})
@@ -337,7 +344,40 @@ def parse_module(data: bytes) -> ModuleInfo:
         mutable_globals=globals_,
         start_function=start,
         custom_sections=custom,
+        active_data_pages=data_pages,
     )
+
+
+def _active_data_pages(r: _Reader) -> set[int] | None:
+    """The 64 KiB heap pages that active data segments initialise (None: not all offsets known)."""
+    touched: set[int] | None = set()
+    for _ in range(r.u()):
+        flags = r.u()
+        offset: int | None = None
+        if flags in (0, 2):
+            if flags == 2:
+                r.u()
+            op = r.byte()
+            if op in (0x41, 0x42):
+                offset = r.s()
+                if r.byte() != 0x0B:
+                    offset = None
+                    _skip_const_expr(r)
+            else:
+                r.pos -= 1
+                _skip_const_expr(r)
+        elif flags != 1:
+            raise InvalidModuleError(f"not a valid Wasm module: unknown data segment kind {flags}")
+        size = r.u()
+        r.bytes_(size)
+        if flags == 1 or touched is None:
+            continue
+        if offset is None:
+            touched = None
+            continue
+        if size:
+            touched.update(range(offset // 65536, (offset + size - 1) // 65536 + 1))
+    return touched
 
 
 def instrument(data: bytes, info: ModuleInfo) -> bytes:

@@ -1,0 +1,412 @@
+"""The ``graphcopy`` command line: a thin layer that parses, calls ``persist``/``migrate``, and prints.
+
+Errors are printed as one line on stderr, and the exit code comes from the error's type
+(``persist.errors``): 2 bad input (unknown canister, bad module, bad Candid), 3 store error,
+4 database locked, 5 not authorized, 6 wrong canister state, 7 trap, 8 reject.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from persist.errors import GraphcopyError
+
+app = typer.Typer(
+    name="graphcopy",
+    help="Host Motoko/IC canisters with durable SQL state, and upgrade them without losing data.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="graphcopy's own database schema (Alembic revisions).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+out = Console()
+err = Console(stderr=True)
+T = TypeVar("T")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+@dataclasses.dataclass
+class Options:
+    db: str | None = None
+    caller: str | None = None
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    db: Annotated[str | None, typer.Option(
+        "--db", help="Database URL (default: $GRAPHCOPY_DATABASE_URL or sqlite:///graphcopy.db).",
+        show_default=False)] = None,
+    caller: Annotated[str | None, typer.Option(
+        "--caller", help="Call as this principal (text, or 'anonymous') instead of the store's identity.",
+        show_default=False)] = None,
+) -> None:
+    ctx.obj = Options(db=db, caller=caller)
+
+
+def fail(message: str, code: int) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+@contextmanager
+def errors() -> Iterator[None]:
+    """Turn graphcopy's typed errors into one line on stderr and the error's exit code."""
+    try:
+        yield
+    except GraphcopyError as exc:
+        raise fail(str(exc), exc.exit_code) from None
+    except KeyboardInterrupt:
+        raise fail("interrupted; committed messages stay committed, queued ones run with the next command", 130) \
+            from None
+
+
+@contextmanager
+def opened(ctx: typer.Context) -> Iterator[Any]:
+    from persist import open_store
+
+    opts: Options = ctx.obj
+    with errors():
+        store = open_store(opts.db, caller=opts.caller)
+        try:
+            yield store
+        finally:
+            store.close()
+
+
+def to_jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {k: to_jsonable(v) for k, v in dataclasses.asdict(value).items()}
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, bytes):
+        return value.hex()
+    return value
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(to_jsonable(value), indent=2, ensure_ascii=False) + "\n")
+
+
+def when(ns: int) -> str:
+    if not ns:
+        return "-"
+    return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def human_bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+def with_spinner(text: str, quiet: bool, fn: Callable[[], T]) -> T:
+    """Run ``fn`` under a spinner on stderr (only on a terminal, and not with --json)."""
+    if quiet or not err.is_terminal:
+        return fn()
+    with err.status(text):
+        return fn()
+
+
+def read_wasm(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise GraphcopyError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+# --------------------------------------------------------------------------- canister commands
+
+
+@app.command()
+def install(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Canister name (created if new).")],
+    wasm: Annotated[Path, typer.Argument(help="The module (.wasm or .wasm.gz).")],
+    arg: Annotated[str | None, typer.Option("--arg", help="Init argument in Candid text, e.g. '(42 : nat)'.")] = None,
+    mode: Annotated[str, typer.Option("--mode", help="install (empty canister) or reinstall (wipes state).")] =
+        "install",
+    as_json: JsonOpt = False,
+) -> None:
+    """Install a module on a canister, running its init."""
+    from persist import api
+    from persist.candid import encode_args
+    from persist.wasm_module import parse_module
+
+    with opened(ctx) as store, errors():
+        data = read_wasm(wasm)
+        info = parse_module(data)
+        init_types = None
+        if info.candid_service is not None:
+            from persist.candid import parse_service
+
+            init_types = parse_service(info.candid_service).init_args
+        arg_bytes = encode_args(arg, init_types) if arg is not None else encode_args("()", init_types or [])
+        res = with_spinner(f"installing {name}…", as_json,
+                           lambda: api.install(store, name, data, arg=arg_bytes, mode=mode))
+    if as_json:
+        print_json(res)
+        return
+    verb = "created and installed" if res.created else f"{res.mode}ed"
+    out.print(f"{res.name} ({res.principal}) {verb}: module {res.module_hash[:16]}…, "
+              f"heap {human_bytes(res.heap_bytes)}, {res.instructions:,} instructions", highlight=False)
+
+
+@app.command()
+def call(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Canister name or principal.")],
+    method: Annotated[str, typer.Argument(help="Method to call (update or query, as the module exports it).")],
+    args: Annotated[str, typer.Argument(help="Arguments in Candid text, e.g. '(42 : nat, \"x\")'.")] = "()",
+    as_json: JsonOpt = False,
+) -> None:
+    """Call a canister method; the reply is printed in Candid text."""
+    from persist import api
+    from persist.candid import decode_args, encode_args, format_args, values_to_json
+
+    with opened(ctx) as store, errors():
+        iface = api.interface(store, name)
+        sig = iface.methods.get(method) if iface is not None else None
+        kind = api.method_kind(store, name, method)
+        arg_bytes = encode_args(args, sig.args if sig else None)
+        res = with_spinner(f"calling {name}.{method}…", as_json, lambda: api.call(store, name, method, arg_bytes))
+        rets = sig.rets if sig else None
+        if as_json:
+            print_json({"method": method, "kind": kind, "reply": format_args(res.reply, rets),
+                        "value": values_to_json(decode_args(res.reply, rets), rets), "logs": res.logs})
+            return
+        for line in res.logs:
+            err.print(f"[dim]{name}:[/] {line}", highlight=False)
+        out.print(format_args(res.reply, rets), highlight=False, soft_wrap=True)
+
+
+@app.command()
+def status(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Canister name or principal.")],
+           as_json: JsonOpt = False) -> None:
+    """Show a canister's state, sizes, module, queue and history."""
+    from persist import api
+
+    with opened(ctx) as store, errors():
+        st = api.status(store, name)
+    if as_json:
+        print_json(st)
+        return
+    t = Table(show_header=False, box=None, pad_edge=False)
+    t.add_column(style="bold")
+    t.add_column()
+    t.add_row("name", st.name)
+    t.add_row("principal", st.principal)
+    t.add_row("status", st.status)
+    t.add_row("module", st.module_hash or "(empty)")
+    t.add_row("persistence", "enhanced orthogonal (EOP)" if st.eop else ("classical" if st.eop is False else "-"))
+    t.add_row("heap", f"{human_bytes(st.heap_bytes)} ({st.stored_heap_pages} non-zero pages stored)")
+    t.add_row("stable memory", f"{human_bytes(st.stable_bytes)} ({st.stored_stable_pages} non-zero pages stored)")
+    t.add_row("controllers", ", ".join(st.controllers))
+    t.add_row("version", str(st.version))
+    t.add_row("timer", when(st.timer_ns))
+    t.add_row("queued messages", str(st.pending_messages))
+    t.add_row("open call contexts", str(st.open_call_contexts))
+    t.add_row("log lines", str(st.log_lines))
+    if st.migration:
+        t.add_row("migration", json.dumps(st.migration))
+    out.print(t)
+    if st.history:
+        h = Table(title="history", title_justify="left")
+        for col in ("time", "event", "module", "detail"):
+            h.add_column(col)
+        for e in st.history:
+            h.add_row(when(e.time_ns), e.kind, (e.module_hash or "")[:16], json.dumps(e.detail) if e.detail else "")
+        out.print(h)
+
+
+@app.command("list")
+def list_(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """List the canisters in the store."""
+    from persist import api
+
+    with opened(ctx) as store, errors():
+        rows = api.list_canisters(store)
+    if as_json:
+        print_json([{"name": s.name, "principal": s.principal, "status": s.status, "module_hash": s.module_hash,
+                     "heap_bytes": s.heap_bytes, "stable_bytes": s.stable_bytes} for s in rows])
+        return
+    if not rows:
+        out.print("no canisters yet: `graphcopy install NAME WASM` creates one")
+        return
+    t = Table()
+    for col in ("name", "principal", "status", "module", "heap", "stable"):
+        t.add_column(col)
+    for s in rows:
+        t.add_row(s.name, s.principal, s.status, (s.module_hash or "(empty)")[:16], human_bytes(s.heap_bytes),
+                  human_bytes(s.stable_bytes))
+    out.print(t)
+
+
+@app.command()
+def logs(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Canister name or principal.")],
+    tail: Annotated[int | None, typer.Option("--tail", "-n", help="Only the last N lines.", min=1)] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a canister's log (debug prints and traps)."""
+    from persist import api
+
+    with opened(ctx) as store, errors():
+        lines = api.logs(store, name, tail=tail)
+    if as_json:
+        print_json(lines)
+        return
+    for line in lines:
+        style = "red" if line.kind == "trap" else ""
+        prefix = "[TRAP] " if line.kind == "trap" else ""
+        out.print(f"[dim]{line.seq:>5} {when(line.time_ns)}[/] [{style}]{prefix}{line.message}[/]"
+                  if style else f"[dim]{line.seq:>5} {when(line.time_ns)}[/] {line.message}",
+                  highlight=False, soft_wrap=True)
+
+
+def _lifecycle(ctx: typer.Context, name: str, as_json: bool, op: str) -> None:
+    from persist import api
+
+    with opened(ctx) as store, errors():
+        if op == "delete":
+            api.delete(store, name)
+            new = "deleted"
+        else:
+            new = api.stop(store, name) if op == "stop" else api.start(store, name)
+    if as_json:
+        print_json({"name": name, "status": new})
+    else:
+        out.print(f"{name}: {new}", highlight=False)
+
+
+@app.command()
+def stop(ctx: typer.Context, name: Annotated[str, typer.Argument()], as_json: JsonOpt = False) -> None:
+    """Stop a canister (it refuses new calls)."""
+    _lifecycle(ctx, name, as_json, "stop")
+
+
+@app.command()
+def start(ctx: typer.Context, name: Annotated[str, typer.Argument()], as_json: JsonOpt = False) -> None:
+    """Start a stopped canister."""
+    _lifecycle(ctx, name, as_json, "start")
+
+
+@app.command()
+def delete(ctx: typer.Context, name: Annotated[str, typer.Argument()], as_json: JsonOpt = False) -> None:
+    """Delete a stopped canister and all its state."""
+    _lifecycle(ctx, name, as_json, "delete")
+
+
+@app.command()
+def tick(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Run queued messages and due timers (also done at the start of every call)."""
+    from persist import api
+
+    with opened(ctx) as store, errors():
+        n = api.run_pending(store)
+    if as_json:
+        print_json({"executed": n})
+    else:
+        out.print(f"{n} message(s) executed")
+
+
+@app.command()
+def demo(
+    ctx: typer.Context,
+    entries: Annotated[int, typer.Option("--entries", help="How many ledger entries to load.", min=1)] = 20_000,
+    as_json: JsonOpt = False,
+) -> None:
+    """Install the example canisters, load data, call them and show what happened (on SQLite by default)."""
+    from cli.demo import run_demo
+
+    opts: Options = ctx.obj
+    with errors():
+        report = run_demo(opts.db, entries=entries, console=None if as_json else out)
+    if as_json:
+        print_json(report)
+
+
+# --------------------------------------------------------------------------- db commands
+
+
+def _engine(ctx: typer.Context) -> Any:
+    from persist import db
+
+    opts: Options = ctx.find_root().obj
+    return db.create_engine_for(db.resolve_url(opts.db))
+
+
+@db_app.command("upgrade")
+def db_upgrade(ctx: typer.Context) -> None:
+    """Apply pending schema revisions."""
+    from persist import db
+
+    with errors():
+        engine = _engine(ctx)
+        try:
+            before = db.current_revision(engine)
+            db.upgrade_schema(engine)
+            after = db.current_revision(engine)
+        finally:
+            engine.dispose()
+    out.print(f"schema at {after}" + (f" (was {before})" if before != after else " (up to date)"))
+
+
+@db_app.command("current")
+def db_current(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Show the store's schema revision."""
+    from persist import db
+
+    with errors():
+        engine = _engine(ctx)
+        try:
+            rev = db.current_revision(engine)
+        finally:
+            engine.dispose()
+        head = db.head_revision()
+    if as_json:
+        print_json({"current": rev, "head": head})
+    else:
+        out.print(f"{rev or '(empty database)'}" + (" (head)" if rev == head else f" (head is {head})"))
+
+
+@db_app.command("history")
+def db_history(as_json: JsonOpt = False) -> None:
+    """List the schema revisions graphcopy knows."""
+    from persist import db
+
+    revs = db.history()
+    if as_json:
+        print_json([{"revision": r, "message": m} for r, m in revs])
+        return
+    for r, m in revs:
+        out.print(f"{r}  {m}", highlight=False)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

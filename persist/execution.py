@@ -1,0 +1,516 @@
+"""Running messages against canisters and committing them, one transaction per message.
+
+The message queue lives in SQL (``messages``, ``call_contexts``, ``ingress``): a request to a
+canister, a response to a caller's callback, and the state of every open call context are rows.
+Executing a message and consuming its row happen in the same transaction as the canister's page
+and metadata changes, so a process killed at any point leaves either the state before the message
+(with the message still queued) or the state after it (with its consequences queued). The next
+command on the store drains the queue, so nothing waits for a reply no one will deliver.
+
+Rules, as on the IC:
+* an update's changes commit; a query's are discarded; a trap or an exhausted instruction limit
+  discards the message's changes (its debug prints and the trap are still logged, as the IC's
+  canister logs keep them);
+* calls made by a message are sent only if it commits; their responses run the caller's reply or
+  reject callback from its table, and ``call_on_cleanup``'s function when a callback traps;
+* a call context that ends without a reply is rejected with CANISTER_ERROR.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from persist import db, pages, schema
+from persist.errors import CanisterStateError, GraphcopyError
+from persist.host import LiveCanister, MessageResult, decode_globals, encode_globals
+from persist.principal import Principal
+from persist.store import CachedCanister, StaleStateError, Store, canister_row_by_id, controllers_of
+from persist.system_api import (
+    CLEANUP,
+    QUERY,
+    REJECT,
+    REJECT_CANISTER_ERROR,
+    REJECT_DESTINATION_INVALID,
+    REPLY,
+    TIMER,
+    UPDATE,
+    Callback,
+    MessageContext,
+)
+
+Origin = dict[str, Any]
+Response = tuple[str, bytes, int, str]
+
+
+def now_ns() -> int:
+    return time.time_ns()
+
+
+def message_time(row: sa.Row[Any]) -> int:
+    """The time a message sees: wall clock, but never earlier than the canister's last message."""
+    return max(now_ns(), int(row.time_ns) + 1)
+
+
+# --------------------------------------------------------------------------- live instances
+
+
+def live_canister(store: Store, row: sa.Row[Any]) -> LiveCanister:
+    """The in-memory instance of a canister at exactly the committed state ``row`` describes."""
+    cached = store.live.get(row.id)
+    if cached is not None and cached.version == row.version and cached.module_hash == row.module_hash:
+        cached.live.status = row.status
+        cached.live.controllers = set(controllers_of(row))
+        return cached.live
+    store.live.pop(row.id, None)
+    if row.module_hash is None:
+        raise CanisterStateError(f"canister {row.name!r} is empty: install a module first (`graphcopy install`)")
+    with db.read_transaction(store.engine) as conn:
+        wasm = conn.execute(
+            sa.select(schema.modules.c.wasm).where(schema.modules.c.hash == row.module_hash)).scalar_one()
+        info, module = store.runtime.load_module(wasm)
+        heap = list(pages.read_pages(conn, pages.HEAP, row.id))
+        stored = [int(p) for p in conn.execute(
+            sa.select(schema.stable_pages.c.page_no).where(schema.stable_pages.c.canister_id == row.id))
+            .scalars()]
+    canister_id = row.id
+
+    def stable_source(wanted: list[int]) -> list[tuple[int, bytes]]:
+        with db.read_transaction(store.engine) as c:
+            return list(pages.read_pages(c, pages.STABLE, canister_id, wanted))
+
+    live = LiveCanister(
+        store.runtime, info, module,
+        principal=Principal.from_text(row.principal).raw,
+        controllers=controllers_of(row),
+        status=row.status,
+        limits=store.limits,
+        heap_pages=int(row.heap_pages),
+        heap_data=heap,
+        stable_pages=int(row.stable_pages),
+        stable_source=stable_source,
+        stable_stored=stored,
+        globals_=decode_globals(json.loads(row.globals)) if row.globals else None,
+        timer_ns=int(row.timer_ns),
+        run_start=False,
+    )
+    store.live[row.id] = CachedCanister(live, int(row.version), row.module_hash)
+    return live
+
+
+def forget_live(store: Store, canister_id: int) -> None:
+    store.live.pop(canister_id, None)
+
+
+def undo(store: Store, canister_id: int, live: LiveCanister) -> None:
+    """Put a live canister back at its committed state (or drop it if that cannot be done in place)."""
+    if not live.rollback():
+        forget_live(store, canister_id)
+
+
+# --------------------------------------------------------------------------- committing
+
+
+@dataclass
+class Commit:
+    """What a successful message writes besides the canister's own state."""
+
+    heap: list[int]
+    stable: list[int]
+
+
+def write_state(conn: sa.Connection, row: sa.Row[Any], live: LiveCanister, *, time_ns: int,
+                extra: dict[str, Any] | None = None) -> Commit:
+    """Write a live canister's changes since its last commit, guarded by the row's version."""
+    heap_changed = live.changed_heap_pages()
+    stable_dirty = live.dirty_stable_pages()
+    values: dict[str, Any] = {
+        "version": row.version + 1,
+        "heap_pages": live.heap_pages,
+        "stable_pages": live.stable_pages,
+        "globals": json.dumps(encode_globals(live.get_globals())),
+        "timer_ns": live.timer_ns,
+        "time_ns": max(int(row.time_ns), time_ns),
+        "updated_at_ns": now_ns(),
+    }
+    values.update(extra or {})
+    c = schema.canisters.c
+    res = conn.execute(
+        schema.canisters.update().where(c.id == row.id, c.version == row.version).values(**values))
+    if res.rowcount != 1:
+        raise StaleStateError(f"canister {row.name!r} was changed by another process; retry")
+    pages.write_pages(conn, pages.HEAP, row.id, live.heap_page_bytes(heap_changed))
+    pages.write_pages(conn, pages.STABLE, row.id, live.stable_page_bytes(stable_dirty))
+    return Commit(heap_changed, stable_dirty)
+
+
+def finish_commit(store: Store, row: sa.Row[Any], live: LiveCanister, commit: Commit) -> None:
+    """After the transaction committed: the live instance's current state is the new baseline."""
+    live.commit(commit.heap, commit.stable)
+    store.live[row.id] = CachedCanister(live, int(row.version) + 1, row.module_hash)
+
+
+def append_logs(conn: sa.Connection, canister_id: int, lines: list[tuple[int, str, str]]) -> None:
+    """Append (time_ns, kind, text) log lines with increasing sequence numbers."""
+    if not lines:
+        return
+    last = conn.execute(
+        sa.select(sa.func.max(schema.logs.c.seq)).where(schema.logs.c.canister_id == canister_id)).scalar()
+    seq = int(last or 0)
+    rows = []
+    for t, kind, text in lines:
+        seq += 1
+        rows.append({"canister_id": canister_id, "seq": seq, "time_ns": t, "kind": kind, "message": text})
+    conn.execute(schema.logs.insert(), rows)
+
+
+def ctx_logs(ctx: MessageContext, trap: str | None) -> list[tuple[int, str, str]]:
+    lines = [(t, "print", text) for t, text in ctx.logs]
+    if trap is not None:
+        lines.append((ctx.time_ns, "trap", trap))
+    return lines
+
+
+def add_history(conn: sa.Connection, canister_id: int, kind: str, module_hash: str | None,
+                detail: dict[str, Any] | None = None) -> None:
+    conn.execute(schema.history.insert().values(
+        canister_id=canister_id, time_ns=now_ns(), kind=kind, module_hash=module_hash,
+        detail=json.dumps(detail) if detail else None))
+
+
+# --------------------------------------------------------------------------- responses and calls
+
+
+def deliver(conn: sa.Connection, origin: Origin, response: Response, refund: int = 0) -> None:
+    """Send a call context's response where it came from: an ingress record or a caller's callback."""
+    kind, data, code, message = response
+    if "ingress" in origin:
+        t = schema.ingress
+        conn.execute(t.update().where(t.c.id == origin["ingress"]).values(
+            status="replied" if kind == "reply" else "rejected",
+            reply=data if kind == "reply" else None,
+            reject_code=None if kind == "reply" else code,
+            reject_message=None if kind == "reply" else message))
+    elif "canister" in origin:
+        payload = {"context": origin["context"], "callback": origin["callback"], "kind": kind,
+                   "reject_code": code, "reject_message": message, "refund": refund}
+        conn.execute(schema.messages.insert().values(
+            canister_id=origin["canister"], kind="response", payload=json.dumps(payload),
+            data=data if kind == "reply" else None, created_at_ns=now_ns()))
+    # origin {"system": ...} (timers): nobody is waiting for a response.
+
+
+def send_calls(conn: sa.Connection, caller_id: int, caller_principal: bytes, context_id: int,
+               ctx: MessageContext) -> None:
+    """Queue the calls a committed message made, each answered into ``context_id``."""
+    for call in ctx.calls:
+        target = conn.execute(sa.select(schema.canisters.c.id).where(
+            schema.canisters.c.principal == Principal(call.callee).to_text())).scalar()
+        origin = {"canister": caller_id, "context": context_id, "callback": call.callback.to_json()}
+        if target is None:
+            deliver(conn, origin, ("reject", b"", REJECT_DESTINATION_INVALID,
+                                   f"Canister {Principal(call.callee).to_text()} not found"),
+                    refund=call.cycles)
+            continue
+        payload = {"method": call.method, "caller": Principal(caller_principal).to_text(), "origin": origin,
+                   "cycles": call.cycles}
+        conn.execute(schema.messages.insert().values(
+            canister_id=target, kind="request", payload=json.dumps(payload), data=bytes(call.arg),
+            created_at_ns=now_ns()))
+
+
+def open_context(conn: sa.Connection, canister_id: int, origin: Origin, *, replied: bool, outstanding: int) -> int:
+    res = conn.execute(schema.call_contexts.insert().values(
+        canister_id=canister_id, origin=json.dumps(origin), replied=replied, outstanding=outstanding,
+        deleted=False))
+    pk = res.inserted_primary_key
+    assert pk is not None
+    return int(pk[0])
+
+
+def consume(conn: sa.Connection, message_id: int) -> None:
+    """Take a message off the queue; if another process took it first, abort this transaction."""
+    res = conn.execute(schema.messages.delete().where(schema.messages.c.id == message_id))
+    if res.rowcount != 1:
+        raise StaleStateError("message was already executed by another process")
+
+
+def settle_stopping(conn: sa.Connection, canister_id: int) -> None:
+    """A stopping canister becomes stopped once it has no open call contexts."""
+    c = schema.canisters.c
+    status = conn.execute(sa.select(c.status).where(c.id == canister_id)).scalar()
+    if status != "stopping":
+        return
+    open_ = conn.execute(sa.select(sa.func.count()).select_from(schema.call_contexts).where(
+        schema.call_contexts.c.canister_id == canister_id)).scalar()
+    if not open_:
+        conn.execute(schema.canisters.update().where(c.id == canister_id).values(status="stopped"))
+
+
+# --------------------------------------------------------------------------- executing queued messages
+
+
+def _request_rejection(row: sa.Row[Any] | None, method: str, store: Store) -> tuple[int, str] | None:
+    if row is None:
+        return REJECT_DESTINATION_INVALID, "Canister not found"
+    p = row.principal
+    if row.module_hash is None:
+        return REJECT_DESTINATION_INVALID, f"Canister {p} is empty: it has no Wasm module"
+    if row.status != "running":
+        return REJECT_CANISTER_ERROR, f"Canister {p} is {row.status}"
+    return None
+
+
+def execute_request(store: Store, msg: sa.Row[Any]) -> None:
+    """Run a queued call to a canister's update (or query) method, and commit its outcome."""
+    payload = json.loads(msg.payload)
+    origin: Origin = payload["origin"]
+    method: str = payload["method"]
+    with db.read_transaction(store.engine) as conn:
+        row = canister_row_by_id(conn, msg.canister_id)
+    rejection = _request_rejection(row, method, store)
+    live = None
+    if rejection is None:
+        assert row is not None
+        live = live_canister(store, row)
+        if method in live.info.updates:
+            kind, export = UPDATE, f"canister_update {method}"
+        elif method in live.info.queries:
+            kind = QUERY
+            export = (f"canister_query {method}" if f"canister_query {method}" in live.info.exports
+                      else f"canister_composite_query {method}")
+        else:
+            rejection = (REJECT_DESTINATION_INVALID,
+                         f"Canister {row.principal} has no update method '{method}'")
+    if rejection is not None or live is None or row is None:
+        with db.transaction(store.engine) as conn:
+            consume(conn, msg.id)
+            deliver(conn, origin, ("reject", b"", *(rejection or (REJECT_CANISTER_ERROR, "unavailable"))),
+                    refund=payload.get("cycles", 0))
+        return
+
+    ctx = MessageContext(kind=kind, caller=Principal.from_text(payload["caller"]).raw, arg=bytes(msg.data or b""),
+                         time_ns=message_time(row), can_respond=True)
+    fuel = store.limits.update_instructions if kind == UPDATE else store.limits.query_instructions
+    result = live.run(ctx, fuel, export)
+    if result.trap is not None or kind == QUERY:
+        undo(store, row.id, live)
+        response = ctx.response if result.trap is None else None
+        with db.transaction(store.engine) as conn:
+            consume(conn, msg.id)
+            if result.trap is not None:
+                append_logs(conn, row.id, ctx_logs(ctx, result.trap))
+                response = ("reject", b"", REJECT_CANISTER_ERROR,
+                            f"Error from Canister {row.principal}: {result.trap}")
+            elif response is None:
+                response = ("reject", b"", REJECT_CANISTER_ERROR,
+                            f"Canister {row.principal} did not reply to the call")
+            deliver(conn, origin, response, refund=payload.get("cycles", 0))
+        return
+    _commit_update(store, row, live, ctx, origin, message_id=msg.id, context_id=None)
+
+
+def _commit_update(store: Store, row: sa.Row[Any], live: LiveCanister, ctx: MessageContext, origin: Origin,
+                   *, message_id: int | None, context_id: int | None,
+                   after: Callable[[sa.Connection], None] | None = None) -> None:
+    """Commit an update-like message: state, logs, its response, its calls, its call context."""
+    try:
+        with db.transaction(store.engine) as conn:
+            if message_id is not None:
+                consume(conn, message_id)
+            commit = write_state(conn, row, live, time_ns=ctx.time_ns)
+            append_logs(conn, row.id, ctx_logs(ctx, None))
+            if context_id is None:
+                # A new call context: it needs a row only while calls made in it are outstanding.
+                if ctx.response is not None:
+                    deliver(conn, origin, ctx.response)
+                if ctx.calls:
+                    cid = open_context(conn, row.id, origin, replied=ctx.response is not None or "system" in origin,
+                                       outstanding=len(ctx.calls))
+                    send_calls(conn, row.id, live.principal, cid, ctx)
+                elif ctx.response is None and "system" not in origin:
+                    deliver(conn, origin, ("reject", b"", REJECT_CANISTER_ERROR,
+                                           f"Canister {row.principal} did not reply to the call"))
+            if after is not None:
+                after(conn)
+            settle_stopping(conn, row.id)
+    except BaseException:
+        undo(store, row.id, live)
+        raise
+    finish_commit(store, row, live, commit)
+
+
+def execute_response(store: Store, msg: sa.Row[Any]) -> None:
+    """Run the reply or reject callback of a call's response in the calling canister."""
+    payload = json.loads(msg.payload)
+    cb = Callback.from_json(payload["callback"])
+    context_id = int(payload["context"])
+    with db.read_transaction(store.engine) as conn:
+        row = canister_row_by_id(conn, msg.canister_id)
+        cctx = conn.execute(sa.select(schema.call_contexts).where(
+            schema.call_contexts.c.id == context_id)).first()
+    if row is None or cctx is None or row.module_hash is None:
+        with db.transaction(store.engine) as conn:
+            consume(conn, msg.id)
+        return
+    live = live_canister(store, row)
+    origin: Origin = json.loads(cctx.origin)
+    is_reply = payload["kind"] == "reply"
+    ctx = MessageContext(
+        kind=REPLY if is_reply else REJECT,
+        caller=b"",
+        arg=bytes(msg.data or b"") if is_reply else b"",
+        time_ns=message_time(row),
+        can_respond=not cctx.replied,
+        reject_code=int(payload.get("reject_code") or 0),
+        reject_message=payload.get("reject_message") or "",
+        refunded_cycles=int(payload.get("refund") or 0),
+    )
+    entry = (cb.reply_fun, cb.reply_env) if is_reply else (cb.reject_fun, cb.reject_env)
+    result = live.run(ctx, store.limits.update_instructions, entry)
+    trap = result.trap
+    logs = ctx_logs(ctx, trap)
+    if trap is not None:
+        undo(store, row.id, live)
+        if cb.cleanup_fun is not None:
+            cctx_clean = MessageContext(kind=CLEANUP, time_ns=ctx.time_ns)
+            cleanup = live.run(cctx_clean, store.limits.update_instructions, (cb.cleanup_fun, cb.cleanup_env or 0))
+            logs += ctx_logs(cctx_clean, cleanup.trap)
+            if cleanup.trap is not None:
+                undo(store, row.id, live)
+            else:
+                ctx.calls = []
+                ctx.response = None
+                _finish_callback(store, row, live, msg.id, cctx, origin, ctx, logs, trap, commit_state=True)
+                return
+        _finish_callback(store, row, live, msg.id, cctx, origin, ctx, logs, trap, commit_state=False)
+        return
+    _finish_callback(store, row, live, msg.id, cctx, origin, ctx, logs, None, commit_state=True)
+
+
+def _finish_callback(store: Store, row: sa.Row[Any], live: LiveCanister, message_id: int, cctx: sa.Row[Any],
+                     origin: Origin, ctx: MessageContext, logs: list[tuple[int, str, str]], trap: str | None,
+                     *, commit_state: bool) -> None:
+    cc = schema.call_contexts
+    try:
+        with db.transaction(store.engine) as conn:
+            consume(conn, message_id)
+            commit = write_state(conn, row, live, time_ns=ctx.time_ns) if commit_state else None
+            append_logs(conn, row.id, logs)
+            replied = bool(cctx.replied)
+            outstanding = int(cctx.outstanding) - 1
+            if trap is None and ctx.response is not None and not replied:
+                deliver(conn, origin, ctx.response)
+                replied = True
+            if trap is None and ctx.calls:
+                outstanding += len(ctx.calls)
+                send_calls(conn, row.id, live.principal, cctx.id, ctx)
+            if outstanding == 0:
+                if not replied and "system" not in origin:
+                    text = (f"Error from Canister {row.principal}: {trap}" if trap is not None
+                            else f"Canister {row.principal} did not reply to the call")
+                    deliver(conn, origin, ("reject", b"", REJECT_CANISTER_ERROR, text))
+                conn.execute(cc.delete().where(cc.c.id == cctx.id))
+            else:
+                conn.execute(cc.update().where(cc.c.id == cctx.id).values(replied=replied, outstanding=outstanding))
+            settle_stopping(conn, row.id)
+    except BaseException:
+        if commit_state:
+            undo(store, row.id, live)
+        raise
+    if commit is not None:
+        finish_commit(store, row, live, commit)
+
+
+def execute_timer(store: Store, row: sa.Row[Any]) -> None:
+    """Run ``canister_global_timer``: the timer is deactivated first, as on the IC."""
+    live = live_canister(store, row)
+    live.timer_ns = 0
+    ctx = MessageContext(kind=TIMER, time_ns=message_time(row))
+    if "canister_global_timer" not in live.info.system:
+        result_trap: str | None = None
+        ctx.logs = []
+    else:
+        result_trap = live.run(ctx, store.limits.update_instructions, "canister_global_timer").trap
+    if result_trap is not None:
+        undo(store, row.id, live)
+        with db.transaction(store.engine) as conn:
+            c = schema.canisters.c
+            conn.execute(schema.canisters.update().where(c.id == row.id).values(timer_ns=0))
+            append_logs(conn, row.id, ctx_logs(ctx, result_trap))
+        live.timer_ns = 0
+        forget_live(store, row.id)  # its timer changed underneath the cached row version
+        return
+    _commit_update(store, row, live, ctx, {"system": "timer"}, message_id=None, context_id=None)
+
+
+def run_pending(store: Store, *, until: Callable[[], bool] | None = None, max_messages: int | None = None) -> int:
+    """Execute queued messages (oldest first) and due timers, until the queue is empty.
+
+    Returns how many were executed. ``until`` stops early once it returns True (checked between
+    messages); ``max_messages`` bounds the work of one call, and what is left stays queued.
+    """
+    limit = store.max_messages_per_command if max_messages is None else max_messages
+    done = 0
+    timers_checked = False
+    while done < limit:
+        if until is not None and until():
+            break
+        with db.read_transaction(store.engine) as conn:
+            msg = conn.execute(sa.select(schema.messages).order_by(schema.messages.c.id).limit(1)).first()
+        if msg is None:
+            if timers_checked:
+                break
+            timers_checked = True
+            due = _due_timers(store)
+            for row in due:
+                _run_guarded(store, lambda r=row: execute_timer(store, r))
+                done += 1
+            if not due:
+                break
+            continue
+        if msg.kind == "request":
+            _run_guarded(store, lambda m=msg: execute_request(store, m))
+        else:
+            _run_guarded(store, lambda m=msg: execute_response(store, m))
+        done += 1
+    return done
+
+
+def _run_guarded(store: Store, step: Callable[[], None]) -> None:
+    """Run one message; if another process got there first, drop caches and go on."""
+    try:
+        step()
+    except StaleStateError:
+        store.live.clear()
+
+
+def _due_timers(store: Store) -> list[sa.Row[Any]]:
+    c = schema.canisters.c
+    t = now_ns()
+    with db.read_transaction(store.engine) as conn:
+        return list(conn.execute(sa.select(schema.canisters).where(
+            c.timer_ns > 0, c.timer_ns <= t, c.status == "running", c.module_hash.is_not(None))
+            .order_by(c.id)).all())
+
+
+def require(cond: bool, error: GraphcopyError) -> None:
+    if not cond:
+        raise error
+
+
+def run_query(store: Store, row: sa.Row[Any], method: str, arg: bytes, caller: bytes) -> MessageResult:
+    """Run a query method; every change it makes is discarded."""
+    live = live_canister(store, row)
+    export = f"canister_query {method}"
+    if export not in live.info.exports:
+        export = f"canister_composite_query {method}"
+    ctx = MessageContext(kind=QUERY, caller=caller, arg=arg, time_ns=message_time(row), can_respond=True)
+    result = live.run(ctx, store.limits.query_instructions, export)
+    undo(store, row.id, live)
+    return result

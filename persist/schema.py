@@ -1,0 +1,201 @@
+"""The SQL schema of a graphcopy store, as SQLAlchemy Core tables.
+
+This module describes the schema at the newest Alembic revision; the revisions in
+``migrations/versions`` create it (they are hand-written and do not import this module), and
+``tests/test_store.py`` checks that both agree on SQLite and PostgreSQL.
+
+Conventions:
+
+* sizes, counters and nanosecond timestamps are ``BIGINT``;
+* blobs are ``LargeBinary`` (``BLOB`` on SQLite, ``bytea`` on PostgreSQL; the page ``data`` columns
+  use ``STORAGE EXTERNAL`` on PostgreSQL, see the migration);
+* JSON documents are stored as ``TEXT`` and (de)serialised by the caller;
+* ids of tables that grow without bound are ``BIGINT`` on PostgreSQL and ``INTEGER PRIMARY KEY
+  AUTOINCREMENT`` on SQLite (a rowid alias, never reused after a delete);
+* every child of ``canisters`` is deleted with it (``ON DELETE CASCADE``; SQLite enforces it
+  because ``persist.db`` turns ``PRAGMA foreign_keys`` on).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+__all__ = [
+    "NAMING_CONVENTION",
+    "metadata",
+    "settings",
+    "modules",
+    "module_sections",
+    "canisters",
+    "heap_pages",
+    "stable_pages",
+    "logs",
+    "history",
+    "ingress",
+    "call_contexts",
+    "messages",
+    "page_table",
+]
+
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+# BIGINT on PostgreSQL (BIGSERIAL for ids); INTEGER on SQLite so that an id column stays a rowid alias.
+_BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+_ZERO = sa.text("0")
+
+
+def _canister_fk() -> sa.ForeignKey:
+    return sa.ForeignKey("canisters.id", ondelete="CASCADE")
+
+
+settings = sa.Table(
+    "settings",
+    metadata,
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+modules = sa.Table(
+    "modules",
+    metadata,
+    sa.Column("hash", sa.Text, primary_key=True),  # sha256 hex of the wasm bytes
+    sa.Column("wasm", sa.LargeBinary, nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("created_at_ns", sa.BigInteger, nullable=False),
+)
+
+module_sections = sa.Table(
+    "module_sections",
+    metadata,
+    sa.Column(
+        "module_hash",
+        sa.Text,
+        sa.ForeignKey("modules.hash", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+)
+
+canisters = sa.Table(
+    "canisters",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.Text, nullable=False, unique=True),
+    sa.Column("principal", sa.Text, nullable=False, unique=True),
+    sa.Column("status", sa.Text, nullable=False, server_default=sa.text("'running'")),
+    sa.Column("module_hash", sa.Text, sa.ForeignKey("modules.hash"), nullable=True),
+    sa.Column("controllers", sa.Text, nullable=False),  # JSON list of principal texts
+    sa.Column("heap_pages", sa.BigInteger, nullable=False, server_default=_ZERO),
+    sa.Column("stable_pages", sa.BigInteger, nullable=False, server_default=_ZERO),
+    sa.Column("globals", sa.Text, nullable=True),  # JSON
+    sa.Column("timer_ns", sa.BigInteger, nullable=False, server_default=_ZERO),
+    sa.Column("version", sa.BigInteger, nullable=False, server_default=_ZERO),
+    sa.Column("time_ns", sa.BigInteger, nullable=False, server_default=_ZERO),
+    sa.Column("certified_data", sa.LargeBinary, nullable=True),
+    sa.Column("migration", sa.Text, nullable=True),  # JSON
+    sa.Column("created_at_ns", sa.BigInteger, nullable=False),
+    sa.Column("updated_at_ns", sa.BigInteger, nullable=False),
+    sqlite_autoincrement=True,
+)
+
+
+def _page_table(name: str) -> sa.Table:
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("canister_id", sa.Integer, _canister_fk(), primary_key=True),
+        sa.Column("page_no", sa.BigInteger, primary_key=True),
+        sa.Column("data", sa.LargeBinary, nullable=False),
+    )
+
+
+heap_pages = _page_table("heap_pages")
+stable_pages = _page_table("stable_pages")
+
+logs = sa.Table(
+    "logs",
+    metadata,
+    sa.Column("id", _BigId, primary_key=True, autoincrement=True),
+    sa.Column("canister_id", sa.Integer, _canister_fk(), nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("time_ns", sa.BigInteger, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),  # 'print' | 'trap'
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Index("ix_logs_canister_id_seq", "canister_id", "seq"),
+    sqlite_autoincrement=True,
+)
+
+history = sa.Table(
+    "history",
+    metadata,
+    sa.Column("id", _BigId, primary_key=True, autoincrement=True),
+    sa.Column("canister_id", sa.Integer, _canister_fk(), nullable=False),
+    sa.Column("time_ns", sa.BigInteger, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("module_hash", sa.Text, nullable=True),
+    sa.Column("detail", sa.Text, nullable=True),  # JSON
+    sa.Index("ix_history_canister_id", "canister_id"),
+    sqlite_autoincrement=True,
+)
+
+ingress = sa.Table(
+    "ingress",
+    metadata,
+    sa.Column("id", _BigId, primary_key=True, autoincrement=True),
+    sa.Column("canister_id", sa.Integer, _canister_fk(), nullable=False),
+    sa.Column("method", sa.Text, nullable=False),
+    sa.Column("caller", sa.Text, nullable=False),
+    sa.Column("arg", sa.LargeBinary, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),  # 'pending' | 'replied' | 'rejected'
+    sa.Column("reply", sa.LargeBinary, nullable=True),
+    sa.Column("reject_code", sa.Integer, nullable=True),
+    sa.Column("reject_message", sa.Text, nullable=True),
+    sa.Column("created_at_ns", sa.BigInteger, nullable=False),
+    sa.Index("ix_ingress_canister_id", "canister_id"),
+    sqlite_autoincrement=True,
+)
+
+call_contexts = sa.Table(
+    "call_contexts",
+    metadata,
+    sa.Column("id", _BigId, primary_key=True, autoincrement=True),
+    sa.Column("canister_id", sa.Integer, _canister_fk(), nullable=False),
+    sa.Column("origin", sa.Text, nullable=False),  # JSON: ingress id, or caller canister + callback
+    sa.Column("replied", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("outstanding", sa.Integer, nullable=False, server_default=_ZERO),
+    sa.Column("deleted", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Index("ix_call_contexts_canister_id", "canister_id"),
+    sqlite_autoincrement=True,
+)
+
+messages = sa.Table(
+    "messages",
+    metadata,
+    sa.Column("id", _BigId, primary_key=True, autoincrement=True),
+    sa.Column("canister_id", sa.Integer, _canister_fk(), nullable=False),  # the target
+    sa.Column("kind", sa.Text, nullable=False),  # 'request' | 'response'
+    sa.Column("payload", sa.Text, nullable=False),  # JSON
+    sa.Column("data", sa.LargeBinary, nullable=True),
+    sa.Column("created_at_ns", sa.BigInteger, nullable=False),
+    sa.Index("ix_messages_canister_id_id", "canister_id", "id"),
+    sqlite_autoincrement=True,
+)
+
+
+def page_table(kind: str) -> sa.Table:
+    """The table holding the pages of ``kind`` (``"heap"`` or ``"stable"``)."""
+    if kind == "heap":
+        return heap_pages
+    if kind == "stable":
+        return stable_pages
+    raise ValueError(f"unknown page kind {kind!r}; expected 'heap' or 'stable'")

@@ -1,0 +1,147 @@
+"""The ``Store``: one SQL database of canisters, and the process-local state to run them.
+
+Every public function of ``persist`` takes a ``Store``. It holds the SQLAlchemy engine (the durable
+state), the wasmtime ``Runtime`` (compiled modules), the execution ``Limits``, the identity that
+calls canisters on the user's behalf, and a cache of live canister instances. A live instance is
+used only while its ``version`` matches the database row, so several processes may share a store:
+a stale instance is dropped and reloaded, and a commit that races another is refused by the
+version check instead of overwriting it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from persist import db, schema
+from persist.errors import CanisterNotFoundError, GraphcopyError
+from persist.host import LiveCanister, Limits, Runtime
+from persist.principal import Principal
+
+IDENTITY_KEY = "identity"
+NEXT_CANISTER_INDEX_KEY = "next_canister_index"
+
+
+@dataclass
+class CachedCanister:
+    live: LiveCanister
+    version: int
+    module_hash: str
+
+
+@dataclass
+class Store:
+    """An open graphcopy store. Create it with ``open_store``; close it with ``close()``."""
+
+    engine: sa.Engine
+    url: str
+    runtime: Runtime
+    limits: Limits
+    identity: Principal
+    live: dict[int, CachedCanister] = field(default_factory=dict)
+    # Upper bound on queued messages one command runs before it returns (the rest stay queued,
+    # durable, for the next command).
+    max_messages_per_command: int = 1_000_000
+
+    def close(self) -> None:
+        """Release the live instances and the connection pool."""
+        self.live.clear()
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_runtime: Runtime | None = None
+
+
+def shared_runtime() -> Runtime:
+    """One wasmtime engine per process: compiled modules are reused across stores."""
+    global _runtime
+    if _runtime is None:
+        _runtime = Runtime()
+    return _runtime
+
+
+def open_store(
+    url: str | None = None,
+    *,
+    limits: Limits | None = None,
+    caller: str | None = None,
+    lock_timeout_s: float = 5.0,
+) -> Store:
+    """Open (and create or migrate) the store at ``url``.
+
+    ``url`` defaults to ``GRAPHCOPY_DATABASE_URL`` or ``graphcopy.db`` in the working directory.
+    ``caller`` is the principal (text) that calls canisters; by default the store's own identity,
+    created on first use and kept in the store, which also controls the canisters it creates.
+    Pending Alembic revisions are applied.
+    """
+    resolved = db.resolve_url(url)
+    engine = db.create_engine_for(resolved, lock_timeout_s=lock_timeout_s)
+    try:
+        db.upgrade_schema(engine)
+        identity = _store_identity(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    if caller is not None:
+        identity = Principal.from_text(caller) if caller != "anonymous" else Principal.anonymous()
+    env_scale = os.environ.get("GRAPHCOPY_PERFORMANCE_COUNTER_SCALE")
+    lim = limits or Limits()
+    if env_scale and limits is None:
+        lim.performance_counter_scale = float(env_scale)
+    return Store(engine=engine, url=resolved, runtime=shared_runtime(), limits=lim, identity=identity)
+
+
+def _store_identity(engine: sa.Engine) -> Principal:
+    """The store's default caller: a self-authenticating-style principal made once per store."""
+    with db.read_transaction(engine) as conn:
+        value = conn.execute(
+            sa.select(schema.settings.c.value).where(schema.settings.c.key == IDENTITY_KEY)).scalar()
+    if value is not None:
+        return Principal.from_text(value)
+    principal = Principal(secrets.token_bytes(28) + b"\x02")
+    with db.transaction(engine) as conn:
+        existing = conn.execute(
+            sa.select(schema.settings.c.value).where(schema.settings.c.key == IDENTITY_KEY)).scalar()
+        if existing is not None:
+            return Principal.from_text(existing)
+        conn.execute(schema.settings.insert().values(key=IDENTITY_KEY, value=principal.to_text()))
+    return principal
+
+
+def canister_row(conn: sa.Connection, name: str) -> sa.Row[Any]:
+    """The canister row by name or principal text; CanisterNotFoundError if there is none."""
+    c = schema.canisters.c
+    row = conn.execute(sa.select(schema.canisters).where(c.name == name)).first()
+    if row is None:
+        row = conn.execute(sa.select(schema.canisters).where(c.principal == name)).first()
+    if row is None:
+        raise CanisterNotFoundError(f"no canister named {name!r} in this store (see `graphcopy list`)")
+    return row
+
+
+def canister_row_by_id(conn: sa.Connection, canister_id: int) -> sa.Row[Any] | None:
+    return conn.execute(sa.select(schema.canisters).where(schema.canisters.c.id == canister_id)).first()
+
+
+def canister_row_by_principal(conn: sa.Connection, principal: bytes) -> sa.Row[Any] | None:
+    text = Principal(principal).to_text()
+    return conn.execute(sa.select(schema.canisters).where(schema.canisters.c.principal == text)).first()
+
+
+def controllers_of(row: sa.Row[Any]) -> list[bytes]:
+    return [Principal.from_text(p).raw for p in json.loads(row.controllers)]
+
+
+class StaleStateError(GraphcopyError):
+    """Another process committed to this canister (or took this message) first; retry."""

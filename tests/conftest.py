@@ -1,0 +1,135 @@
+"""Fixtures shared by the whole test suite.
+
+Database fixtures (names are stable; other test modules rely on them):
+
+* ``db_url`` -- parametrized over ``["sqlite", "postgresql"]``: the URL of a fresh, empty database
+  (a new SQLite file in ``tmp_path``, or a new PostgreSQL database created for this test and
+  dropped afterwards).
+* ``sqlite_url`` -- the SQLite case only.
+* ``pg_url`` -- the PostgreSQL case only.
+* ``store_engine`` -- ``persist.db.open_engine(db_url)``: schema at head, disposed afterwards.
+* ``pg_admin_url`` -- session-scoped URL of the PostgreSQL server's maintenance database.
+
+PostgreSQL comes from ``$GRAPHCOPY_TEST_PG_URL`` (default
+``postgresql+psycopg://postgres@127.0.0.1:5432/test``); the role needs CREATEDB. If the server is
+unreachable, the PostgreSQL cases are skipped on a developer machine, but *fail* when ``$CI`` is
+set (a skip in CI would hide a broken setup).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+PG_ENV = "GRAPHCOPY_TEST_PG_URL"
+PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _pg_base_url() -> sa.URL:
+    raw = os.environ.get(PG_ENV, "").strip() or PG_DEFAULT
+    for prefix in ("postgresql://", "postgres://"):
+        if raw.startswith(prefix):
+            raw = "postgresql+psycopg://" + raw[len(prefix) :]
+    return sa.make_url(raw)
+
+
+def _pg_unavailable(reason: str) -> None:
+    msg = f"PostgreSQL unavailable ({reason}); set {PG_ENV} to a server where the role may CREATE DATABASE"
+    if _in_ci():
+        pytest.fail(f"{msg} -- PostgreSQL is required when CI is set", pytrace=False)
+    pytest.skip(msg)
+
+
+@pytest.fixture(scope="session")
+def _pg_admin_engine() -> Iterator[sa.Engine | str]:
+    """An AUTOCOMMIT engine on the maintenance database, or the reason it cannot be reached."""
+    url = _pg_base_url()
+    engine = sa.create_engine(
+        url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5}, poolclass=sa.NullPool
+    )
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    except Exception as exc:  # any failure means "no server for the tests"
+        engine.dispose()
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        yield f"{url.render_as_string(hide_password=True)}: {first}"
+        return
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url(_pg_admin_engine: sa.Engine | str) -> str:
+    """URL of the PostgreSQL maintenance database (skips/fails like ``pg_url`` if unreachable)."""
+    if isinstance(_pg_admin_engine, str):
+        _pg_unavailable(_pg_admin_engine)
+        raise AssertionError("unreachable")
+    return _pg_admin_engine.url.render_as_string(hide_password=False)
+
+
+def _fresh_pg_database(admin: sa.Engine | str) -> Iterator[str]:
+    if isinstance(admin, str):
+        _pg_unavailable(admin)
+        raise AssertionError("unreachable")
+    name = f"graphcopy_test_{uuid.uuid4().hex[:16]}"
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin.url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :name AND pid <> pg_backend_pid()"
+                ),
+                {"name": name},
+            )
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _fresh_sqlite_file(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'graphcopy-test.db'}"
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """URL of a fresh SQLite file (not created yet) in the test's tmp_path."""
+    return _fresh_sqlite_file(tmp_path)
+
+
+@pytest.fixture
+def pg_url(_pg_admin_engine: sa.Engine | str) -> Iterator[str]:
+    """URL (postgresql+psycopg://) of a fresh PostgreSQL database, dropped after the test."""
+    yield from _fresh_pg_database(_pg_admin_engine)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """URL of a fresh, empty database; the test runs once per backend."""
+    if request.param == "sqlite":
+        yield _fresh_sqlite_file(tmp_path)
+    else:
+        yield from _fresh_pg_database(request.getfixturevalue("_pg_admin_engine"))
+
+
+@pytest.fixture
+def store_engine(db_url: str) -> Iterator[sa.Engine]:
+    """An engine on ``db_url`` opened with ``persist.db.open_engine`` (schema at head)."""
+    from persist.db import open_engine
+
+    engine = open_engine(db_url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
