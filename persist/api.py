@@ -265,19 +265,31 @@ def interface(store: Store, name: str) -> ServiceInterface | None:
     return parse_service(text)
 
 
-def method_kind(store: Store, name: str, method: str) -> str:
-    """"update" or "query", as the canister's module exports ``method``."""
-    with db.read_transaction(store.engine) as conn:
-        row = canister_row(conn, name)
-    if row.module_hash is None:
-        raise CanisterStateError(f"canister {name!r} is empty: install a module first (`graphcopy install`)")
-    live = execution.live_canister(store, row)
+def _kind_of(live: LiveCanister, name: str, method: str) -> str:
     if method in live.info.updates:
         return "update"
     if method in live.info.queries:
         return "query"
     known = ", ".join(sorted(m for m in live.info.updates + live.info.queries if not m.startswith(("__", "@"))))
     raise MethodNotFoundError(f"canister {name!r} has no method {method!r} (it has: {known or 'none'})")
+
+
+def method_kind(store: Store, name: str, method: str) -> str:
+    """"update" or "query", as the canister's module exports ``method``."""
+    with db.read_transaction(store.engine) as conn:
+        row = canister_row(conn, name)
+    return _kind_of(execution.live_canister(store, row), name, method)
+
+
+def _raise_for(name: str, method: str, response: tuple[str, bytes, int, str] | None, principal: str) -> bytes:
+    if response is None:
+        raise CanisterRejectError(REJECT_CANISTER_ERROR, f"Canister {principal} did not reply to the call")
+    kind, data, code, text = response
+    if kind == "reply":
+        return data
+    if code == REJECT_CANISTER_ERROR and text.startswith("Error from Canister"):
+        raise CanisterTrapError(f"{name}.{method} trapped: {text.split(': ', 1)[1]}", canister=name, method=method)
+    raise CanisterRejectError(code, text)
 
 
 def call(store: Store, name: str, method: str, arg: bytes = EMPTY_ARGS) -> CallResult:
@@ -287,9 +299,12 @@ def call(store: Store, name: str, method: str, arg: bytes = EMPTY_ARGS) -> CallR
     Queued messages the call causes (callbacks, self-calls, other canisters) run before it returns.
     """
     execution.run_pending(store)
-    kind = method_kind(store, name, method)
     with db.read_transaction(store.engine) as conn:
         row = canister_row(conn, name)
+    if row.module_hash is None:
+        raise CanisterStateError(f"canister {name!r} is empty: install a module first (`graphcopy install`)")
+    live = execution.live_canister(store, row)
+    kind = _kind_of(live, name, method)
     if row.status != "running":
         raise CanisterStateError(f"canister {name!r} is {row.status}; run `graphcopy start {name}` first")
     if kind == "query":
@@ -297,51 +312,44 @@ def call(store: Store, name: str, method: str, arg: bytes = EMPTY_ARGS) -> CallR
         logs = [text for _, text in res.ctx.logs]
         if res.trap is not None:
             raise CanisterTrapError(f"{name}.{method} trapped: {res.trap}", canister=name, method=method)
-        resp = res.ctx.response
-        if resp is None:
-            raise CanisterRejectError(REJECT_CANISTER_ERROR, f"Canister {row.principal} did not reply to the call")
-        if resp[0] == "reject":
-            raise CanisterRejectError(resp[2], resp[3])
-        return CallResult(method=method, kind=kind, reply=resp[1], logs=logs, instructions=res.instructions)
+        reply = _raise_for(name, method, res.ctx.response, row.principal)
+        return CallResult(method=method, kind=kind, reply=reply, logs=logs, instructions=res.instructions)
 
-    with db.transaction(store.engine) as conn:
-        res_ins = conn.execute(schema.ingress.insert().values(
-            canister_id=row.id, method=method, caller=store.identity.to_text(), arg=arg, status="pending",
-            created_at_ns=execution.now_ns()))
-        pk = res_ins.inserted_primary_key
-        assert pk is not None
-        ingress_id = int(pk[0])
-        seq_before = conn.execute(sa.select(sa.func.max(schema.logs.c.seq)).where(
-            schema.logs.c.canister_id == row.id)).scalar() or 0
-        payload = {"method": method, "caller": store.identity.to_text(), "origin": {"ingress": ingress_id}}
-        conn.execute(schema.messages.insert().values(
-            canister_id=row.id, kind="request", payload=json.dumps(payload), data=arg,
-            created_at_ns=execution.now_ns()))
+    response, ingress_id, ctx, trap = execution.execute_ingress(store, row, method, arg, store.identity)
+    logs = [text for _, text in ctx.logs]
+    if trap is not None:
+        raise CanisterTrapError(f"{name}.{method} trapped: {trap}", canister=name, method=method)
+    if ingress_id is not None:
+        # The method awaits calls: run the queue until its call context answers the ingress.
+        def answered() -> bool:
+            with db.read_transaction(store.engine) as c:
+                st = c.execute(sa.select(schema.ingress.c.status).where(schema.ingress.c.id == ingress_id)).scalar()
+            return st != "pending"
 
-    def answered() -> bool:
-        with db.read_transaction(store.engine) as c:
-            st = c.execute(sa.select(schema.ingress.c.status).where(schema.ingress.c.id == ingress_id)).scalar()
-        return st != "pending"
-
-    execution.run_pending(store, until=answered)
-    with db.transaction(store.engine) as conn:
-        ing = conn.execute(sa.select(schema.ingress).where(schema.ingress.c.id == ingress_id)).one()
-        log_rows = conn.execute(sa.select(schema.logs.c.message).where(
-            schema.logs.c.canister_id == row.id, schema.logs.c.seq > seq_before, schema.logs.c.kind == "print")
-            .order_by(schema.logs.c.seq)).scalars().all()
-        if ing.status != "pending":
-            conn.execute(schema.ingress.delete().where(schema.ingress.c.id == ingress_id))
+        seq_before = _last_log_seq(store, row.id)
+        execution.run_pending(store, until=answered)
+        with db.transaction(store.engine) as conn:
+            ing = conn.execute(sa.select(schema.ingress).where(schema.ingress.c.id == ingress_id)).one()
+            logs += list(conn.execute(sa.select(schema.logs.c.message).where(
+                schema.logs.c.canister_id == row.id, schema.logs.c.seq > seq_before,
+                schema.logs.c.kind == "print").order_by(schema.logs.c.seq)).scalars())
+            if ing.status != "pending":
+                conn.execute(schema.ingress.delete().where(schema.ingress.c.id == ingress_id))
+        if ing.status == "pending":
+            raise CanisterStateError(
+                f"{name}.{method} has not been answered yet; its messages stay queued and run with the next command")
+        response = (("reply", bytes(ing.reply or b""), 0, "") if ing.status == "replied"
+                    else ("reject", b"", int(ing.reject_code), str(ing.reject_message)))
     # Whatever the call set going (callbacks of others, timers) runs on before we return.
     execution.run_pending(store)
-    if ing.status == "pending":
-        raise CanisterStateError(
-            f"{name}.{method} has not been answered yet; its messages stay queued and run with the next command")
-    if ing.status == "rejected":
-        code, text = int(ing.reject_code), str(ing.reject_message)
-        if code == REJECT_CANISTER_ERROR and text.startswith("Error from Canister"):
-            raise CanisterTrapError(f"{name}.{method} trapped: {text.split(': ', 1)[1]}", canister=name, method=method)
-        raise CanisterRejectError(code, text)
-    return CallResult(method=method, kind=kind, reply=bytes(ing.reply or b""), logs=list(log_rows))
+    reply = _raise_for(name, method, response, row.principal)
+    return CallResult(method=method, kind=kind, reply=reply, logs=logs, instructions=0)
+
+
+def _last_log_seq(store: Store, canister_id: int) -> int:
+    with db.read_transaction(store.engine) as conn:
+        return int(conn.execute(sa.select(sa.func.max(schema.logs.c.seq)).where(
+            schema.logs.c.canister_id == canister_id)).scalar() or 0)
 
 
 # --------------------------------------------------------------------------- inspection

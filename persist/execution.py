@@ -27,7 +27,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from persist import db, pages, schema
-from persist.errors import CanisterStateError, GraphcopyError
+from persist.errors import CanisterStateError
 from persist.host import LiveCanister, MessageResult, decode_globals, encode_globals
 from persist.principal import Principal
 from persist.store import CachedCanister, StaleStateError, Store, canister_row_by_id, controllers_of
@@ -312,37 +312,78 @@ def execute_request(store: Store, msg: sa.Row[Any]) -> None:
                             f"Canister {row.principal} did not reply to the call")
             deliver(conn, origin, response, refund=payload.get("cycles", 0))
         return
-    _commit_update(store, row, live, ctx, origin, message_id=msg.id, context_id=None)
+    _commit_update(store, row, live, ctx, origin, message_id=msg.id)
 
 
 def _commit_update(store: Store, row: sa.Row[Any], live: LiveCanister, ctx: MessageContext, origin: Origin,
-                   *, message_id: int | None, context_id: int | None,
-                   after: Callable[[sa.Connection], None] | None = None) -> None:
-    """Commit an update-like message: state, logs, its response, its calls, its call context."""
+                   *, message_id: int | None) -> Response | int | None:
+    """Commit an update-like message: state, logs, its response, its calls, its call context.
+
+    ``origin`` ``{"direct": ...}`` is an ingress call executed without queuing it first: if it
+    answers at once the response is returned and nothing else is written; if it is still waiting
+    for calls, an ingress record is created in the same transaction and its id returned.
+    """
+    outcome: Response | int | None = None
     try:
         with db.transaction(store.engine) as conn:
             if message_id is not None:
                 consume(conn, message_id)
             commit = write_state(conn, row, live, time_ns=ctx.time_ns)
             append_logs(conn, row.id, ctx_logs(ctx, None))
-            if context_id is None:
-                # A new call context: it needs a row only while calls made in it are outstanding.
+            if "direct" in origin:
                 if ctx.response is not None:
-                    deliver(conn, origin, ctx.response)
-                if ctx.calls:
-                    cid = open_context(conn, row.id, origin, replied=ctx.response is not None or "system" in origin,
-                                       outstanding=len(ctx.calls))
-                    send_calls(conn, row.id, live.principal, cid, ctx)
-                elif ctx.response is None and "system" not in origin:
-                    deliver(conn, origin, ("reject", b"", REJECT_CANISTER_ERROR,
-                                           f"Canister {row.principal} did not reply to the call"))
-            if after is not None:
-                after(conn)
+                    outcome = ctx.response
+                elif ctx.calls:
+                    origin = {"ingress": new_ingress(conn, row.id, origin["direct"])}
+                    outcome = int(origin["ingress"])
+                else:
+                    outcome = ("reject", b"", REJECT_CANISTER_ERROR,
+                               f"Canister {row.principal} did not reply to the call")
+            elif ctx.response is not None:
+                deliver(conn, origin, ctx.response)
+            if ctx.calls:
+                # The call context needs a row only while calls made in it are outstanding.
+                replied = ctx.response is not None or "system" in origin
+                cid = open_context(conn, row.id, origin, replied=replied, outstanding=len(ctx.calls))
+                send_calls(conn, row.id, live.principal, cid, ctx)
+            elif ctx.response is None and "system" not in origin and "direct" not in origin:
+                deliver(conn, origin, ("reject", b"", REJECT_CANISTER_ERROR,
+                                       f"Canister {row.principal} did not reply to the call"))
             settle_stopping(conn, row.id)
     except BaseException:
         undo(store, row.id, live)
         raise
     finish_commit(store, row, live, commit)
+    return outcome
+
+
+def new_ingress(conn: sa.Connection, canister_id: int, call: dict[str, Any]) -> int:
+    """Record an ingress call that is waiting for its reply (its call context is open)."""
+    res = conn.execute(schema.ingress.insert().values(
+        canister_id=canister_id, method=call["method"], caller=call["caller"], arg=b"", status="pending",
+        created_at_ns=now_ns()))
+    pk = res.inserted_primary_key
+    assert pk is not None
+    return int(pk[0])
+
+
+def execute_ingress(store: Store, row: sa.Row[Any], method: str, arg: bytes,
+                    caller: Principal) -> tuple[Response | None, int | None, MessageContext, str | None]:
+    """Run an ingress update call at once. Returns (response, ingress id, context, trap):
+    a response if it answered; otherwise the id of the ingress record its callbacks will answer."""
+    live = live_canister(store, row)
+    ctx = MessageContext(kind=UPDATE, caller=caller.raw, arg=arg, time_ns=message_time(row), can_respond=True)
+    result = live.run(ctx, store.limits.update_instructions, f"canister_update {method}")
+    if result.trap is not None:
+        undo(store, row.id, live)
+        with db.transaction(store.engine) as conn:
+            append_logs(conn, row.id, ctx_logs(ctx, result.trap))
+        return None, None, ctx, result.trap
+    origin = {"direct": {"method": method, "caller": caller.to_text()}}
+    outcome = _commit_update(store, row, live, ctx, origin, message_id=None)
+    if isinstance(outcome, int):
+        return None, outcome, ctx, None
+    return outcome, None, ctx, None
 
 
 def execute_response(store: Store, msg: sa.Row[Any]) -> None:
@@ -446,40 +487,50 @@ def execute_timer(store: Store, row: sa.Row[Any]) -> None:
         live.timer_ns = 0
         forget_live(store, row.id)  # its timer changed underneath the cached row version
         return
-    _commit_update(store, row, live, ctx, {"system": "timer"}, message_id=None, context_id=None)
+    _commit_update(store, row, live, ctx, {"system": "timer"}, message_id=None)
 
 
 def run_pending(store: Store, *, until: Callable[[], bool] | None = None, max_messages: int | None = None) -> int:
     """Execute queued messages (oldest first) and due timers, until the queue is empty.
 
     Returns how many were executed. ``until`` stops early once it returns True (checked between
-    messages); ``max_messages`` bounds the work of one call, and what is left stays queued.
+    messages); ``max_messages`` bounds the work of one call, and what is left stays queued. Each
+    due timer fires at most once per call, so a timer that re-arms itself cannot keep it busy.
     """
     limit = store.max_messages_per_command if max_messages is None else max_messages
     done = 0
-    timers_checked = False
+    fired: set[int] = set()
     while done < limit:
         if until is not None and until():
             break
-        with db.read_transaction(store.engine) as conn:
-            msg = conn.execute(sa.select(schema.messages).order_by(schema.messages.c.id).limit(1)).first()
-        if msg is None:
-            if timers_checked:
-                break
-            timers_checked = True
-            due = _due_timers(store)
-            for row in due:
-                _run_guarded(store, lambda r=row: execute_timer(store, r))
-                done += 1
-            if not due:
-                break
+        msg, due = _next_work(store, fired)
+        if msg is not None:
+            if msg.kind == "request":
+                _run_guarded(store, lambda m=msg: execute_request(store, m))
+            else:
+                _run_guarded(store, lambda m=msg: execute_response(store, m))
+            done += 1
             continue
-        if msg.kind == "request":
-            _run_guarded(store, lambda m=msg: execute_request(store, m))
-        else:
-            _run_guarded(store, lambda m=msg: execute_response(store, m))
-        done += 1
+        if not due:
+            break
+        for row in due:
+            fired.add(row.id)
+            _run_guarded(store, lambda r=row: execute_timer(store, r))
+            done += 1
     return done
+
+
+def _next_work(store: Store, fired: set[int]) -> tuple[sa.Row[Any] | None, list[sa.Row[Any]]]:
+    """The oldest queued message, or else the canisters whose timer is due (one read)."""
+    c = schema.canisters.c
+    with db.read_transaction(store.engine) as conn:
+        msg = conn.execute(sa.select(schema.messages).order_by(schema.messages.c.id).limit(1)).first()
+        if msg is not None:
+            return msg, []
+        due = conn.execute(sa.select(schema.canisters).where(
+            c.timer_ns > 0, c.timer_ns <= now_ns(), c.status == "running", c.module_hash.is_not(None))
+            .order_by(c.id)).all()
+    return None, [r for r in due if r.id not in fired]
 
 
 def _run_guarded(store: Store, step: Callable[[], None]) -> None:
@@ -488,20 +539,6 @@ def _run_guarded(store: Store, step: Callable[[], None]) -> None:
         step()
     except StaleStateError:
         store.live.clear()
-
-
-def _due_timers(store: Store) -> list[sa.Row[Any]]:
-    c = schema.canisters.c
-    t = now_ns()
-    with db.read_transaction(store.engine) as conn:
-        return list(conn.execute(sa.select(schema.canisters).where(
-            c.timer_ns > 0, c.timer_ns <= t, c.status == "running", c.module_hash.is_not(None))
-            .order_by(c.id)).all())
-
-
-def require(cond: bool, error: GraphcopyError) -> None:
-    if not cond:
-        raise error
 
 
 def run_query(store: Store, row: sa.Row[Any], method: str, arg: bytes, caller: bytes) -> MessageResult:

@@ -203,6 +203,7 @@ class LiveCanister:
         self.exports = self.instance.exports(self.store)
         self._globals = {g.index: self.exports[f"{GLOBAL_EXPORT_PREFIX}{g.index}"]
                          for g in info.mutable_globals}
+        self._global_types = {g.index: g.valtype for g in info.mutable_globals}
         table = self.exports.get("table")
         self.table: wasmtime.Table | None = table if isinstance(table, wasmtime.Table) else None
         if globals_:
@@ -330,14 +331,12 @@ class LiveCanister:
         return {i: g.value(self.store) for i, g in self._globals.items()}
 
     def set_globals(self, values: dict[int, Any]) -> None:
+        """Set mutable globals; only those whose value differs are written (each write is a C call)."""
         for i, v in values.items():
             g = self._globals.get(int(i))
-            if g is None:
+            if g is None or g.value(self.store) == v:
                 continue
-            t = str(g.type(self.store).content)
-            val = {"i32": wasmtime.Val.i32, "i64": wasmtime.Val.i64,
-                   "f32": wasmtime.Val.f32, "f64": wasmtime.Val.f64}[t](v)
-            g.set_value(self.store, val)
+            g.set_value(self.store, _VAL[self._global_types[int(i)]](v))
 
     # ----------------------------------------------------------------- running messages
 
@@ -461,6 +460,10 @@ class LiveCanister:
             if size > committed:
                 self._g_size.set_value(self.store, wasmtime.Val.i64(committed))
         return True
+
+
+_VAL: dict[str, Callable[[Any], wasmtime.Val]] = {
+    "i32": wasmtime.Val.i32, "i64": wasmtime.Val.i64, "f32": wasmtime.Val.f32, "f64": wasmtime.Val.f64}
 
 
 def _trap_text(exc: wasmtime.Trap) -> str:
