@@ -51,6 +51,7 @@ func                      :class:`FuncRef`
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import struct
@@ -58,7 +59,7 @@ import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar, cast
 
 from persist.errors import CandidError
 from persist.principal import MAX_PRINCIPAL_BYTES, Principal
@@ -92,8 +93,12 @@ __all__ = [
 ]
 
 # Guards against hostile or runaway input (a canister's reply is not trusted).
-_MAX_DEPTH = 200  # nesting of values / types
-_MAX_ZERO_SIZED_ELEMENTS = 1_000_000  # elements of a vec whose elements take no bytes (vec null, ...)
+_MAX_DEPTH = 200  # nesting of decoded or encoded values
+_MAX_TEXT_DEPTH = 100  # nesting of values and types in Candid text
+# Decoding work allowed (values visited plus vec elements announced): a reply of a few bytes can
+# announce a billion `null`s, so the budget grows with the size of the data, not with what it claims.
+_DECODE_BUDGET_BASE = 1_000_000
+_DECODE_BUDGET_PER_BYTE = 40
 
 # =============================================================================================
 # Type model
@@ -130,6 +135,22 @@ _PRIM_BY_OPCODE = {code: name for name, code in _OPCODES.items()}
 _OP_OPT, _OP_VEC, _OP_RECORD, _OP_VARIANT, _OP_FUNC, _OP_SERVICE = -18, -19, -20, -21, -22, -23
 _MODE_CODES = {"query": 1, "oneway": 2, "composite_query": 3}
 _MODE_NAMES = {code: name for name, code in _MODE_CODES.items()}
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _no_recursion_error(fn: _F) -> _F:
+    """Report Python's recursion limit (a pathologically nested type) as a one-line CandidError."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except RecursionError:
+            raise CandidError(f"Candid value or type nested too deeply ({fn.__name__})") from None
+
+    return cast(_F, wrapper)
 
 
 def idl_hash(name: str) -> int:
@@ -299,6 +320,9 @@ class Ref:
 
     def __hash__(self) -> int:
         return hash((self.name, id(self.env)))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Ref, (self.name, self.env, self.inline))
 
     def resolve(self) -> CType:
         """The structural type this name stands for (following aliases)."""
@@ -492,6 +516,7 @@ def _fmt_label(label: str | int) -> str:
     return _pp_num(str(label)) if isinstance(label, int) else _ident(label)
 
 
+@_no_recursion_error
 def format_type(t: CType) -> str:
     """Candid text of a type on one line, e.g. ``record { id : nat; name : text }``.
 
@@ -585,14 +610,24 @@ class ServiceInterface:
     types: dict[str, CType] = field(default_factory=dict)
 
 
-def parse_service(did_text: str) -> ServiceInterface:
+@_no_recursion_error
+def parse_service(did_text: str | bytes) -> ServiceInterface:
     """Parse ``.did`` text (e.g. a module's ``candid:service`` section) into a :class:`ServiceInterface`.
 
     Accepts ``service : { ... }``, ``service : (init args) -> { ... }``, ``service : S`` and
-    ``type`` definitions, recursive ones included. Text with no ``service`` yields no methods. Raises
-    :class:`CandidError` for syntax errors, unknown type names and alias cycles.
+    ``type`` definitions, recursive ones included. Text with no ``service`` yields no methods. The
+    raw bytes of the custom section may be passed as they are (UTF-8). Raises :class:`CandidError`
+    for syntax errors, unknown type names and alias cycles.
     """
     import json
+
+    if isinstance(did_text, bytes | bytearray | memoryview):
+        try:
+            did_text = bytes(did_text).decode("utf-8")
+        except UnicodeDecodeError:
+            raise CandidError("bad Candid interface: the text is not valid UTF-8") from None
+    if not isinstance(did_text, str):
+        raise CandidError(f"bad Candid interface: expected text, got {type(did_text).__name__}")
 
     try:
         from _ic_candid_core import parse_did
@@ -1032,8 +1067,8 @@ class _Parser:
 
     def enter(self) -> None:
         self.depth += 1
-        if self.depth > _MAX_DEPTH:
-            raise _syntax_error(f"values nested more than {_MAX_DEPTH} deep", self.peek().pos)
+        if self.depth > _MAX_TEXT_DEPTH:
+            raise _syntax_error(f"values nested more than {_MAX_TEXT_DEPTH} deep", self.peek().pos)
 
     def sep_by(self, item: Callable[[], Any], sep: str, close: str) -> list[Any]:
         out = []
@@ -1323,6 +1358,7 @@ class _Parser:
             raise _syntax_error(str(exc), self.peek().pos) from None
 
 
+@_no_recursion_error
 def parse_type(text: str, env: Mapping[str, CType] | None = None) -> CType:
     """Parse one Candid type, e.g. ``"record { id : nat; tags : vec text }"``.
 
@@ -1342,7 +1378,7 @@ def parse_type(text: str, env: Mapping[str, CType] | None = None) -> CType:
 
 def _describe(ast: _Ast) -> str:
     if isinstance(ast, _TNum | _TFloat):
-        return ast.raw
+        return ast.raw if len(ast.raw) <= 40 else ast.raw[:37] + "..."
     if isinstance(ast, _TBool):
         return "true" if ast.value else "false"
     if isinstance(ast, _TNull):
@@ -1441,7 +1477,10 @@ class _Annotator:
         if name in ("float32", "float64"):
             if not isinstance(ast, _TNum | _TFloat):
                 raise self.mismatch(t, ast)
-            f = float(ast.value)
+            try:
+                f = float(ast.value)
+            except OverflowError:
+                raise self.mismatch(t, ast, " (out of range)") from None
             if name == "float32":
                 try:
                     f = struct.unpack("<f", struct.pack("<f", f))[0]
@@ -1558,7 +1597,8 @@ def _env_of(types: Sequence[CType]) -> Mapping[str, CType] | None:
     return None
 
 
-def encode_args(text: str, types: list[CType] | None) -> bytes:
+@_no_recursion_error
+def encode_args(text: str, types: Sequence[CType] | None) -> bytes:
     """Encode Candid text arguments, e.g. ``'(42 : nat, "x")'``, to DIDL bytes.
 
     With ``types`` (a method's argument types) every value is checked against its type; plain
@@ -1833,6 +1873,7 @@ class _Encoder:
                 raise self.fail(t, v, f" (missing field {_fmt_label(f.label)})")
 
 
+@_no_recursion_error
 def encode_values(values: Sequence[Any], types: Sequence[CType]) -> bytes:
     """Encode Python values (see the module docstring for the mapping) with the given types."""
     if len(values) != len(types):
@@ -1998,9 +2039,16 @@ class _Decoder:
     def __init__(self, data: bytes) -> None:
         self.r = _Reader(data)
         self.depth = 0
+        self.budget = _DECODE_BUDGET_BASE + _DECODE_BUDGET_PER_BYTE * len(data)
+
+    def charge(self, cost: int) -> None:
+        self.budget -= cost
+        if self.budget < 0:
+            raise _decode_error("the data takes too much work to decode (too many elements for its size)")
 
     def value(self, w: CType, e: CType) -> Any:
         """Decode a value of wire type ``w`` as expected type ``e`` (Candid's coercion rules)."""
+        self.charge(1)
         self.depth += 1
         if self.depth > _MAX_DEPTH:
             raise _decode_error(f"values nested more than {_MAX_DEPTH} deep")
@@ -2034,13 +2082,12 @@ class _Decoder:
         if isinstance(e, Vec) and isinstance(w, Vec):
             n = r.uleb()
             size = _min_size(w.inner)
-            if size == 0 and n > _MAX_ZERO_SIZED_ELEMENTS:
-                raise _decode_error(f"vec of {n} empty elements is too long")
             if n * size > r.remaining():
                 raise _decode_error(f"vec of {n} elements is longer than the data")
             to_bytes = _is_prim(e.inner, "nat8")
             if to_bytes and _is_prim(w.inner, "nat8"):
                 return r.take(n)
+            self.charge(n)
             items = [self.value(w.inner, e.inner) for _ in range(n)]
             return bytes(items) if to_bytes else items
         if isinstance(e, Record) and isinstance(w, Record):
@@ -2178,7 +2225,8 @@ def _decode(data: bytes, types: Sequence[CType] | None) -> tuple[list[Any], list
     return values, expected
 
 
-def decode_args(data: bytes, types: list[CType] | None) -> list[Any]:
+@_no_recursion_error
+def decode_args(data: bytes, types: Sequence[CType] | None) -> list[Any]:
     """Decode DIDL bytes to Python values (see the module docstring for the mapping).
 
     With ``types`` the values are read as those types, following Candid subtyping: extra record
@@ -2377,7 +2425,7 @@ _ANNOTATED = frozenset(
 )  # fmt: skip
 
 
-def _has_annotation(t: CType, v: Any) -> bool:
+def _has_annotation(t: CType) -> bool:
     """candid.rs ``has_type_annotation`` (an absent opt, printed ``null``, has none)."""
     r = _resolve(t)
     return isinstance(r, Prim) and r.name in _ANNOTATED
@@ -2400,7 +2448,7 @@ def _fields_of(v: Any, r: Record) -> list[tuple[Field, Any]]:
     raise CandidError(f"cannot print {_py_describe(v)} as {format_type(r)}")
 
 
-def _opt_inner(v: Any, r: Opt) -> Any:
+def _opt_inner(v: Any) -> Any:
     return v.value if isinstance(v, Some) else v
 
 
@@ -2423,8 +2471,8 @@ def _debug(v: Any, t: CType) -> str:
     if isinstance(r, Opt):
         if v is None:
             return "null"
-        inner = _opt_inner(v, r)
-        if _has_annotation(r.inner, inner):
+        inner = _opt_inner(v)
+        if _has_annotation(r.inner):
             return f"opt ({_debug(inner, r.inner)})"
         return "opt " + _debug(inner, r.inner)
     if isinstance(r, Vec):
@@ -2469,8 +2517,8 @@ def _pp_value(depth: int, v: Any, t: CType) -> _Doc:
     if isinstance(r, Prim) and r.name == "text":
         return _text('"' + _escape_text(v, debug=False) + '"')
     if isinstance(r, Opt) and v is not None:
-        inner = _opt_inner(v, r)
-        if _has_annotation(r.inner, inner):
+        inner = _opt_inner(v)
+        if _has_annotation(r.inner):
             return _cat(_kwd("opt"), _enclose("(", _pp_value(depth - 1, inner, r.inner), ")", _LINE_))
         return _cat(_kwd("opt"), _pp_value(depth - 1, inner, r.inner))
     if isinstance(r, Vec) and not isinstance(v, bytes | bytearray):
@@ -2498,6 +2546,7 @@ def _pp_value(depth: int, v: Any, t: CType) -> _Doc:
     return _text(_debug(v, t))
 
 
+@_no_recursion_error
 def format_values(values: Sequence[Any], types: Sequence[CType]) -> str:
     """Print Python values of the given types as Candid text, the way dfx prints replies."""
     if len(values) != len(types):
@@ -2506,7 +2555,8 @@ def format_values(values: Sequence[Any], types: Sequence[CType]) -> str:
     return _render(_enclose("(", _concat(docs, ","), ")", _LINE_))
 
 
-def format_args(data: bytes, types: list[CType] | None) -> str:
+@_no_recursion_error
+def format_args(data: bytes, types: Sequence[CType] | None) -> str:
     """Decode DIDL bytes and print them as dfx does, e.g. ``(42 : nat, "x")``.
 
     With ``types`` the values are read and printed as those types (field names, number types);
@@ -2522,8 +2572,12 @@ def format_args(data: bytes, types: list[CType] | None) -> str:
 # =============================================================================================
 
 
-def values_to_json(values: Sequence[Any]) -> list[Any]:
+@_no_recursion_error
+def values_to_json(values: Sequence[Any], types: Sequence[CType] | None = None) -> list[Any]:
     """Turn decoded values (from :func:`decode_args`) into JSON-ready data for ``--json`` output.
+
+    ``types`` (the types the values were decoded with) may be passed, but the rendering does not
+    depend on them: the Python values already tell every case apart.
 
     All numbers stay JSON numbers, integers exactly as Python's ``json`` writes them (a big ``nat``
     may lose precision in a reader that parses numbers as doubles). ``NaN``/``inf`` floats become
