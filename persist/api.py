@@ -234,6 +234,7 @@ def install(store: Store, name: str, wasm: bytes, *, arg: bytes = EMPTY_ARGS, mo
         execution.append_logs(conn, canister_id, logs)
         execution.add_history(conn, canister_id, mode, info.hash, {"instructions": used})
     live.commit(heap_changed, stable_dirty)
+    live.attach_stable_source(execution.stable_source(store, canister_id))
     store.live[canister_id] = CachedCanister(live, version, info.hash)
     execution.run_pending(store)
     return InstallResult(name=name, principal=principal.to_text(), mode=mode, module_hash=info.hash,

@@ -78,12 +78,6 @@ def live_canister(store: Store, row: sa.Row[Any]) -> LiveCanister:
         stored = [int(p) for p in conn.execute(
             sa.select(schema.stable_pages.c.page_no).where(schema.stable_pages.c.canister_id == row.id))
             .scalars()]
-    canister_id = row.id
-
-    def stable_source(wanted: list[int]) -> list[tuple[int, bytes]]:
-        with db.read_transaction(store.engine) as c:
-            return list(pages.read_pages(c, pages.STABLE, canister_id, wanted))
-
     live = LiveCanister(
         store.runtime, info, module,
         principal=Principal.from_text(row.principal).raw,
@@ -93,7 +87,7 @@ def live_canister(store: Store, row: sa.Row[Any]) -> LiveCanister:
         heap_pages=int(row.heap_pages),
         heap_data=heap,
         stable_pages=int(row.stable_pages),
-        stable_source=stable_source,
+        stable_source=stable_source(store, row.id),
         stable_stored=stored,
         globals_=decode_globals(json.loads(row.globals)) if row.globals else None,
         timer_ns=int(row.timer_ns),
@@ -101,6 +95,16 @@ def live_canister(store: Store, row: sa.Row[Any]) -> LiveCanister:
     )
     store.live[row.id] = CachedCanister(live, int(row.version), row.module_hash)
     return live
+
+
+def stable_source(store: Store, canister_id: int) -> Callable[[list[int]], list[tuple[int, bytes]]]:
+    """Reads committed stable pages of one canister, for loading them on first access."""
+
+    def read(wanted: list[int]) -> list[tuple[int, bytes]]:
+        with db.read_transaction(store.engine) as conn:
+            return list(pages.read_pages(conn, pages.STABLE, canister_id, wanted))
+
+    return read
 
 
 def forget_live(store: Store, canister_id: int) -> None:
@@ -186,8 +190,11 @@ def add_history(conn: sa.Connection, canister_id: int, kind: str, module_hash: s
 # --------------------------------------------------------------------------- responses and calls
 
 
-def deliver(conn: sa.Connection, origin: Origin, response: Response, refund: int = 0) -> None:
-    """Send a call context's response where it came from: an ingress record or a caller's callback."""
+def deliver(conn: sa.Connection, origin: Origin, response: Response) -> None:
+    """Send a call context's response where it came from: an ingress record or a caller's callback.
+
+    Cycles are not metered: what the caller attached comes back to it in full as a refund."""
+    refund = int(origin.get("cycles", 0))
     kind, data, code, message = response
     if "ingress" in origin:
         t = schema.ingress
@@ -211,14 +218,13 @@ def send_calls(conn: sa.Connection, caller_id: int, caller_principal: bytes, con
     for call in ctx.calls:
         target = conn.execute(sa.select(schema.canisters.c.id).where(
             schema.canisters.c.principal == Principal(call.callee).to_text())).scalar()
-        origin = {"canister": caller_id, "context": context_id, "callback": call.callback.to_json()}
+        origin = {"canister": caller_id, "context": context_id, "callback": call.callback.to_json(),
+                  "cycles": call.cycles}
         if target is None:
             deliver(conn, origin, ("reject", b"", REJECT_DESTINATION_INVALID,
-                                   f"Canister {Principal(call.callee).to_text()} not found"),
-                    refund=call.cycles)
+                                   f"Canister {Principal(call.callee).to_text()} not found"))
             continue
-        payload = {"method": call.method, "caller": Principal(caller_principal).to_text(), "origin": origin,
-                   "cycles": call.cycles}
+        payload = {"method": call.method, "caller": Principal(caller_principal).to_text(), "origin": origin}
         conn.execute(schema.messages.insert().values(
             canister_id=target, kind="request", payload=json.dumps(payload), data=bytes(call.arg),
             created_at_ns=now_ns()))
@@ -290,8 +296,7 @@ def execute_request(store: Store, msg: sa.Row[Any]) -> None:
     if rejection is not None or live is None or row is None:
         with db.transaction(store.engine) as conn:
             consume(conn, msg.id)
-            deliver(conn, origin, ("reject", b"", *(rejection or (REJECT_CANISTER_ERROR, "unavailable"))),
-                    refund=payload.get("cycles", 0))
+            deliver(conn, origin, ("reject", b"", *(rejection or (REJECT_CANISTER_ERROR, "unavailable"))))
         return
 
     ctx = MessageContext(kind=kind, caller=Principal.from_text(payload["caller"]).raw, arg=bytes(msg.data or b""),
@@ -310,7 +315,7 @@ def execute_request(store: Store, msg: sa.Row[Any]) -> None:
             elif response is None:
                 response = ("reject", b"", REJECT_CANISTER_ERROR,
                             f"Canister {row.principal} did not reply to the call")
-            deliver(conn, origin, response, refund=payload.get("cycles", 0))
+            deliver(conn, origin, response)
         return
     _commit_update(store, row, live, ctx, origin, message_id=msg.id)
 

@@ -308,6 +308,10 @@ class LiveCanister:
         if loaded[:size].all():
             self._g_all_loaded.set_value(self.store, wasmtime.Val.i32(1))
 
+    def attach_stable_source(self, source: PageSource) -> None:
+        """Where committed stable pages are read from (set once the canister has a database id)."""
+        self._stable_source = source
+
     def load_all_stable(self) -> None:
         """Bring every stable page into memory (before snapshots, exports, graph copy reads)."""
         size = self.stable_pages

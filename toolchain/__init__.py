@@ -1,0 +1,1 @@
+"""Build-time tooling: the pinned Motoko compiler (``toolchain.moc``) and its JavaScript driver."""
