@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from persist import api  # noqa: E402
 from persist.host import LiveCanister  # noqa: E402
-from persist.store import open_store  # noqa: E402
+from persist.store import Store, open_store  # noqa: E402
 from persist.system_api import MessageContext  # noqa: E402
 
 EMPTY = b"DIDL\x00\x00"
@@ -59,13 +59,12 @@ def summary(samples: list[float]) -> dict[str, float]:
     }
 
 
-def bare_live(store: object, wasm: bytes) -> LiveCanister:
+def bare_live(store: Store, wasm: bytes) -> LiveCanister:
     """The same module in the same engine, with no SQL: a fresh instance after start + init."""
-    st = store  # type: ignore[assignment]
-    info, module = st.runtime.load_module(wasm)  # type: ignore[attr-defined]
+    info, module = store.runtime.load_module(wasm)
     live = LiveCanister(
-        st.runtime, info, module, principal=b"\x00" * 8 + b"\x01\x01", controllers=[b"\x04"],  # type: ignore[attr-defined]
-        status="running", limits=st.limits, heap_pages=0, heap_data=[], stable_pages=0,  # type: ignore[attr-defined]
+        store.runtime, info, module, principal=b"\x00" * 8 + b"\x01\x01", controllers=[b"\x04"],
+        status="running", limits=store.limits, heap_pages=0, heap_data=[], stable_pages=0,
         stable_source=lambda _: [], stable_stored=[], globals_=None, timer_ns=0, run_start=True)
     live.run_start(10**12)
     if "canister_init" in info.system:
@@ -74,9 +73,9 @@ def bare_live(store: object, wasm: bytes) -> LiveCanister:
     return live
 
 
-def bench_counter(store: object, n: int) -> dict[str, object]:
-    wasm = (ROOT / "examples" / "counter" / "counter.wasm").read_bytes() if (ROOT / "examples" / "counter" / "counter.wasm").exists() else open("/tmp/ex/counter.wasm","rb").read()
-    api.install(store, "bench-counter", wasm)  # type: ignore[arg-type]
+def bench_counter(store: Store, n: int) -> dict[str, object]:
+    wasm = (ROOT / "examples" / "counter" / "counter.wasm").read_bytes()
+    api.install(store, "bench-counter", wasm)
     live = bare_live(store, wasm)
 
     def bare_samples(kind: str, export: str) -> list[float]:
@@ -94,8 +93,8 @@ def bench_counter(store: object, n: int) -> dict[str, object]:
         live.commit(live.changed_heap_pages(), live.dirty_stable_pages())
         return out
 
-    upd = timed(lambda: api.call(store, "bench-counter", "inc", EMPTY), n)  # type: ignore[arg-type]
-    qry = timed(lambda: api.call(store, "bench-counter", "get", EMPTY), n)  # type: ignore[arg-type]
+    upd = timed(lambda: api.call(store, "bench-counter", "inc", EMPTY), n)
+    qry = timed(lambda: api.call(store, "bench-counter", "get", EMPTY), n)
     bare_upd = bare_samples("update", "canister_update inc")
     bare_qry = bare_samples("query", "canister_query get")
     return {
@@ -108,25 +107,25 @@ def bench_counter(store: object, n: int) -> dict[str, object]:
     }
 
 
-def bench_heap_sizes(store: object, heaps_mib: list[int], n: int, bench_wasm: bytes) -> list[dict[str, object]]:
+def bench_heap_sizes(store: Store, heaps_mib: list[int], n: int, bench_wasm: bytes) -> list[dict[str, object]]:
     out = []
     for mib in heaps_mib:
         name = f"bench-heap-{mib}"
-        api.install(store, name, bench_wasm)  # type: ignore[arg-type]
+        api.install(store, name, bench_wasm)
         t0 = time.perf_counter()
-        api.call(store, name, "fill_heap", i64(mib * MIB // 65536))  # type: ignore[arg-type]
+        api.call(store, name, "fill_heap", i64(mib * MIB // 65536))
         fill = time.perf_counter() - t0
-        touch = timed(lambda nm=name: api.call(store, nm, "touch", b""), n)  # type: ignore[arg-type,misc]
+        touch = timed(lambda nm=name: api.call(store, nm, "touch", b""), n)
         out.append({
             "heap_mib": mib,
             "initial_commit_s": round(fill, 3),
             "one_page_update": summary(touch),
         })
-        api.stop(store, name)  # type: ignore[arg-type]
-        api.delete(store, name)  # type: ignore[arg-type]
-    base = out[0]["one_page_update"]["median_us"] if out else 1  # type: ignore[index]
+        api.stop(store, name)
+        api.delete(store, name)
+    base = out[0]["one_page_update"]["median_us"] if out else 1
     for row in out:
-        row["ratio_to_smallest"] = round(row["one_page_update"]["median_us"] / base, 2)  # type: ignore[index,operator]
+        row["ratio_to_smallest"] = round(row["one_page_update"]["median_us"] / base, 2)
     return out
 
 
@@ -152,13 +151,13 @@ BARE_COPY_WAT = """
 """
 
 
-def bench_stable_stream(store: object, bench_wasm: bytes, total_mib: int) -> dict[str, object]:
+def bench_stable_stream(store: Store, bench_wasm: bytes, total_mib: int) -> dict[str, object]:
     name = "bench-stream"
-    api.install(store, name, bench_wasm)  # type: ignore[arg-type]
-    api.call(store, name, "fill_stable", i64(total_mib * 16, 1))  # type: ignore[arg-type]
+    api.install(store, name, bench_wasm)
+    api.call(store, name, "fill_stable", i64(total_mib * 16, 1))
     total = total_mib * MIB
     res: dict[str, object] = {"bytes": total}
-    engine = store.runtime.engine  # type: ignore[attr-defined]
+    engine = store.runtime.engine
     cfg_store = wasmtime.Store(engine)
     cfg_store.set_fuel(10**15)
     bare = wasmtime.Instance(cfg_store, wasmtime.Module(engine, BARE_COPY_WAT), [])
@@ -166,7 +165,7 @@ def bench_stable_stream(store: object, bench_wasm: bytes, total_mib: int) -> dic
     ex["grow"](cfg_store, total_mib * 16)
     for chunk in (8, 4096, 65536):
         # graphcopy: the message run only (commit excluded), so the figure is the in-canister rate
-        live = store.live[max(store.live)].live  # type: ignore[attr-defined]
+        live = store.live[max(store.live)].live
         ctx = MessageContext(kind="update", arg=i64(total, chunk), time_ns=time.time_ns(), can_respond=True)
         t0 = time.perf_counter()
         r = live.run(ctx, 10**13, "canister_update stream_write")
@@ -193,8 +192,8 @@ def bench_stable_stream(store: object, bench_wasm: bytes, total_mib: int) -> dic
             "write_ratio": round(w / bw, 2),
             "read_ratio": round(rd / br, 2),
         }
-    api.stop(store, name)  # type: ignore[arg-type]
-    api.delete(store, name)  # type: ignore[arg-type]
+    api.stop(store, name)
+    api.delete(store, name)
     return res
 
 

@@ -154,13 +154,9 @@ def install(
 
     with opened(ctx) as store, errors():
         data = read_wasm(wasm)
-        info = parse_module(data)
-        init_types = None
-        if info.candid_service is not None:
-            from persist.candid import parse_service
-
-            init_types = parse_service(info.candid_service).init_args
-        arg_bytes = encode_args(arg, init_types) if arg is not None else encode_args("()", init_types or [])
+        iface = api.module_interface(parse_module(data))
+        init_types = iface.init_args if iface is not None else None
+        arg_bytes = encode_args(arg if arg is not None else "()", init_types)
         res = with_spinner(f"installing {name}…", as_json,
                            lambda: api.install(store, name, data, arg=arg_bytes, mode=mode))
     if as_json:

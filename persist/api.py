@@ -32,7 +32,7 @@ from persist.store import (
     canister_row,
     controllers_of,
 )
-from persist.system_api import INIT, REJECT_CANISTER_ERROR, MessageContext
+from persist.system_api import INIT, REJECT_CANISTER_ERROR, REJECT_CANISTER_REJECT, MessageContext
 from persist.wasm_module import ModuleInfo
 
 if TYPE_CHECKING:
@@ -198,6 +198,7 @@ def install(store: Store, name: str, wasm: bytes, *, arg: bytes = EMPTY_ARGS, mo
         "stable_pages": live.stable_pages,
         "globals": json.dumps(encode_globals(live.get_globals())),
         "timer_ns": live.timer_ns,
+        "certified_data": live.certified_data,
         "time_ns": now,
         "updated_at_ns": now,
         "status": "running",
@@ -209,11 +210,11 @@ def install(store: Store, name: str, wasm: bytes, *, arg: bytes = EMPTY_ARGS, mo
             if allocated != principal:
                 # Another process created a canister meanwhile: our instance saw the wrong id.
                 raise StaleStateError("canister ids changed while installing; retry")
-            res = conn.execute(schema.canisters.insert().values(
+            created = conn.execute(schema.canisters.insert().values(
                 name=name, principal=principal.to_text(),
                 controllers=json.dumps([Principal(c).to_text() for c in controllers]),
                 version=1, created_at_ns=now, **state))
-            pk = res.inserted_primary_key
+            pk = created.inserted_primary_key
             assert pk is not None
             canister_id = int(pk[0])
             version = 1
@@ -235,6 +236,7 @@ def install(store: Store, name: str, wasm: bytes, *, arg: bytes = EMPTY_ARGS, mo
         execution.add_history(conn, canister_id, mode, info.hash, {"instructions": used})
     live.commit(heap_changed, stable_dirty)
     live.attach_stable_source(execution.stable_source(store, canister_id))
+    live.version = version
     store.live[canister_id] = CachedCanister(live, version, info.hash)
     execution.run_pending(store)
     return InstallResult(name=name, principal=principal.to_text(), mode=mode, module_hash=info.hash,
@@ -246,23 +248,30 @@ def install(store: Store, name: str, wasm: bytes, *, arg: bytes = EMPTY_ARGS, mo
 
 
 def interface(store: Store, name: str) -> ServiceInterface | None:
-    """The canister's Candid service (from its module's ``candid:service`` section), if it has one."""
+    """The canister's Candid interface (from its module's custom sections), if it has one."""
     with db.read_transaction(store.engine) as conn:
         row = canister_row(conn, name)
         if row.module_hash is None:
             return None
-        ms = schema.module_sections
-        text = None
-        for section in ("icp:public candid:service", "icp:private candid:service"):
-            data = conn.execute(sa.select(ms.c.data).where(
-                ms.c.module_hash == row.module_hash, ms.c.name == section)).scalar()
-            if data is not None:
-                text = bytes(data).decode("utf-8", errors="replace")
-                break
-    if text is None:
-        return None
+        wasm = conn.execute(
+            sa.select(schema.modules.c.wasm).where(schema.modules.c.hash == row.module_hash)).scalar_one()
+    info, _ = store.runtime.load_module(bytes(wasm))
+    return module_interface(info)
+
+
+def module_interface(info: ModuleInfo) -> ServiceInterface | None:
+    """A module's Candid interface: ``candid:service``, with the init arguments from
+    ``candid:args`` where moc keeps them (actor classes), or None if it declares no interface."""
     from persist.candid import parse_service
 
+    text = info.candid_service
+    if text is None:
+        return None
+    args = info.section_text(("icp:public candid:args", "icp:private candid:args"))
+    if args and args.strip() not in ("", "()"):
+        head, sep, rest = text.rpartition("service :")
+        if sep and not rest.lstrip().startswith("("):
+            text = f"{head}service : {args.strip()} ->{rest}"
     return parse_service(text)
 
 
@@ -316,6 +325,9 @@ def call(store: Store, name: str, method: str, arg: bytes = EMPTY_ARGS) -> CallR
         reply = _raise_for(name, method, res.ctx.response, row.principal)
         return CallResult(method=method, kind=kind, reply=reply, logs=logs, instructions=res.instructions)
 
+    refused = execution.inspect_ingress(store, row, method, arg, store.identity)
+    if refused is not None:
+        raise CanisterRejectError(REJECT_CANISTER_REJECT, refused)
     response, ingress_id, ctx, trap = execution.execute_ingress(store, row, method, arg, store.identity)
     logs = [text for _, text in ctx.logs]
     if trap is not None:
@@ -362,7 +374,8 @@ def _status_of(conn: sa.Connection, store: Store, row: sa.Row[Any], *, with_hist
     methods: dict[str, str] = {}
     eop = None
     if row.module_hash is not None:
-        wasm = conn.execute(sa.select(schema.modules.c.wasm).where(schema.modules.c.hash == row.module_hash)).scalar()
+        wasm = conn.execute(
+            sa.select(schema.modules.c.wasm).where(schema.modules.c.hash == row.module_hash)).scalar_one()
         info, _ = store.runtime.load_module(bytes(wasm))
         eop = info.is_eop
         methods = {m: "update" for m in info.updates} | {m: "query" for m in info.queries}

@@ -33,6 +33,7 @@ from persist.principal import Principal
 from persist.store import CachedCanister, StaleStateError, Store, canister_row_by_id, controllers_of
 from persist.system_api import (
     CLEANUP,
+    INSPECT,
     QUERY,
     REJECT,
     REJECT_CANISTER_ERROR,
@@ -66,6 +67,7 @@ def live_canister(store: Store, row: sa.Row[Any]) -> LiveCanister:
     if cached is not None and cached.version == row.version and cached.module_hash == row.module_hash:
         cached.live.status = row.status
         cached.live.controllers = set(controllers_of(row))
+        cached.live.version = int(row.version)
         return cached.live
     store.live.pop(row.id, None)
     if row.module_hash is None:
@@ -93,6 +95,9 @@ def live_canister(store: Store, row: sa.Row[Any]) -> LiveCanister:
         timer_ns=int(row.timer_ns),
         run_start=False,
     )
+    live.version = int(row.version)
+    live.certified_data = bytes(row.certified_data or b"")
+    live.commit([], [])  # the certified data and version just set are the committed baseline
     store.live[row.id] = CachedCanister(live, int(row.version), row.module_hash)
     return live
 
@@ -139,6 +144,7 @@ def write_state(conn: sa.Connection, row: sa.Row[Any], live: LiveCanister, *, ti
         "stable_pages": live.stable_pages,
         "globals": json.dumps(encode_globals(live.get_globals())),
         "timer_ns": live.timer_ns,
+        "certified_data": live.certified_data,
         "time_ns": max(int(row.time_ns), time_ns),
         "updated_at_ns": now_ns(),
     }
@@ -156,6 +162,7 @@ def write_state(conn: sa.Connection, row: sa.Row[Any], live: LiveCanister, *, ti
 def finish_commit(store: Store, row: sa.Row[Any], live: LiveCanister, commit: Commit) -> None:
     """After the transaction committed: the live instance's current state is the new baseline."""
     live.commit(commit.heap, commit.stable)
+    live.version = int(row.version) + 1
     store.live[row.id] = CachedCanister(live, int(row.version) + 1, row.module_hash)
 
 
@@ -300,7 +307,8 @@ def execute_request(store: Store, msg: sa.Row[Any]) -> None:
         return
 
     ctx = MessageContext(kind=kind, caller=Principal.from_text(payload["caller"]).raw, arg=bytes(msg.data or b""),
-                         time_ns=message_time(row), can_respond=True)
+                         time_ns=message_time(row), can_respond=True, method=method,
+                         cycles_available=int(origin.get("cycles", 0)))
     fuel = store.limits.update_instructions if kind == UPDATE else store.limits.query_instructions
     result = live.run(ctx, fuel, export)
     if result.trap is not None or kind == QUERY:
@@ -329,6 +337,9 @@ def _commit_update(store: Store, row: sa.Row[Any], live: LiveCanister, ctx: Mess
     for calls, an ingress record is created in the same transaction and its id returned.
     """
     outcome: Response | int | None = None
+    if "canister" in origin and ctx.cycles_accepted:
+        # What the callee kept is no longer refunded to the caller.
+        origin = {**origin, "cycles": max(0, int(origin.get("cycles", 0)) - ctx.cycles_accepted)}
     try:
         with db.transaction(store.engine) as conn:
             if message_id is not None:
@@ -372,12 +383,30 @@ def new_ingress(conn: sa.Connection, canister_id: int, call: dict[str, Any]) -> 
     return int(pk[0])
 
 
+def inspect_ingress(store: Store, row: sa.Row[Any], method: str, arg: bytes, caller: Principal) -> str | None:
+    """Run ``canister_inspect_message`` (if exported) for an ingress update; changes are discarded.
+    Returns why the message is refused, or None if it is accepted."""
+    live = live_canister(store, row)
+    if "canister_inspect_message" not in live.info.system:
+        return None
+    ctx = MessageContext(kind=INSPECT, caller=caller.raw, arg=arg, time_ns=message_time(row), method=method,
+                         replicated=False)
+    result = live.run(ctx, store.limits.query_instructions, "canister_inspect_message")
+    undo(store, row.id, live)
+    if result.trap is not None:
+        return f"Canister {row.principal} rejected the message: {result.trap}"
+    if not ctx.accepted_message:
+        return f"Canister {row.principal} rejected the message"
+    return None
+
+
 def execute_ingress(store: Store, row: sa.Row[Any], method: str, arg: bytes,
                     caller: Principal) -> tuple[Response | None, int | None, MessageContext, str | None]:
     """Run an ingress update call at once. Returns (response, ingress id, context, trap):
     a response if it answered; otherwise the id of the ingress record its callbacks will answer."""
     live = live_canister(store, row)
-    ctx = MessageContext(kind=UPDATE, caller=caller.raw, arg=arg, time_ns=message_time(row), can_respond=True)
+    ctx = MessageContext(kind=UPDATE, caller=caller.raw, arg=arg, time_ns=message_time(row), can_respond=True,
+                         method=method)
     result = live.run(ctx, store.limits.update_instructions, f"canister_update {method}")
     if result.trap is not None:
         undo(store, row.id, live)
@@ -510,17 +539,14 @@ def run_pending(store: Store, *, until: Callable[[], bool] | None = None, max_me
             break
         msg, due = _next_work(store, fired)
         if msg is not None:
-            if msg.kind == "request":
-                _run_guarded(store, lambda m=msg: execute_request(store, m))
-            else:
-                _run_guarded(store, lambda m=msg: execute_response(store, m))
+            _run_guarded(store, execute_request if msg.kind == "request" else execute_response, msg)
             done += 1
             continue
         if not due:
             break
         for row in due:
             fired.add(row.id)
-            _run_guarded(store, lambda r=row: execute_timer(store, r))
+            _run_guarded(store, execute_timer, row)
             done += 1
     return done
 
@@ -538,10 +564,10 @@ def _next_work(store: Store, fired: set[int]) -> tuple[sa.Row[Any] | None, list[
     return None, [r for r in due if r.id not in fired]
 
 
-def _run_guarded(store: Store, step: Callable[[], None]) -> None:
+def _run_guarded(store: Store, step: Callable[[Store, sa.Row[Any]], None], row: sa.Row[Any]) -> None:
     """Run one message; if another process got there first, drop caches and go on."""
     try:
-        step()
+        step(store, row)
     except StaleStateError:
         store.live.clear()
 
@@ -552,7 +578,8 @@ def run_query(store: Store, row: sa.Row[Any], method: str, arg: bytes, caller: b
     export = f"canister_query {method}"
     if export not in live.info.exports:
         export = f"canister_composite_query {method}"
-    ctx = MessageContext(kind=QUERY, caller=caller, arg=arg, time_ns=message_time(row), can_respond=True)
+    ctx = MessageContext(kind=QUERY, caller=caller, arg=arg, time_ns=message_time(row), can_respond=True,
+                         method=method, replicated=False)
     result = live.run(ctx, store.limits.query_instructions, export)
     undo(store, row.id, live)
     return result

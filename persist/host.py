@@ -136,6 +136,8 @@ class LiveCanister:
         self.status = status
         self.limits = limits
         self.timer_ns = timer_ns
+        self.version = 0
+        self.certified_data = b""
         self.ctx: MessageContext | None = None
         self._stable_source = stable_source
         self.store = wasmtime.Store(runtime.engine)
@@ -171,11 +173,11 @@ class LiveCanister:
         linker.define_func("graphcopy", "fail", wasmtime.FuncType([wasmtime.ValType.i32()], []), self._fail)
         self.helper = linker.instantiate(self.store, runtime.helper_module(self.heap_is_64))
         hx = self.helper.exports(self.store)
-        self._g_size: Any = hx["size"]
-        self._g_max: Any = hx["max"]
-        self._g_all_loaded: Any = hx["all_loaded"]
-        self._g_read: Any = hx["read_bytes"]
-        self._g_written: Any = hx["written_bytes"]
+        self._g_size = _global(hx, "size")
+        self._g_max = _global(hx, "max")
+        self._g_all_loaded = _global(hx, "all_loaded")
+        self._g_read = _global(hx, "read_bytes")
+        self._g_written = _global(hx, "written_bytes")
         self._g_size.set_value(self.store, wasmtime.Val.i64(stable_pages))
         self._g_max.set_value(self.store, wasmtime.Val.i64(max_stable_pages))
         self._mark_loaded_initially(stable_pages, stable_stored)
@@ -201,8 +203,11 @@ class LiveCanister:
         if not run_start:
             self._undo_data_segments(heap_data, start_pages)
         self.exports = self.instance.exports(self.store)
-        self._globals = {g.index: self.exports[f"{GLOBAL_EXPORT_PREFIX}{g.index}"]
-                         for g in info.mutable_globals}
+        self._globals: dict[int, wasmtime.Global] = {}
+        for g in info.mutable_globals:
+            exported = self.exports[f"{GLOBAL_EXPORT_PREFIX}{g.index}"]
+            assert isinstance(exported, wasmtime.Global)
+            self._globals[g.index] = exported
         self._global_types = {g.index: g.valtype for g in info.mutable_globals}
         table = self.exports.get("table")
         self.table: wasmtime.Table | None = table if isinstance(table, wasmtime.Table) else None
@@ -211,6 +216,7 @@ class LiveCanister:
         self._committed_globals = self.get_globals()
         self._committed_stable_pages = stable_pages
         self._committed_timer = timer_ns
+        self._committed_certified = self.certified_data
         self._shadow = self._heap_array().copy()
         self.pending_start = run_start and START_EXPORT in self.exports
 
@@ -436,6 +442,7 @@ class LiveCanister:
         self._committed_globals = self.get_globals()
         self._committed_stable_pages = size
         self._committed_timer = self.timer_ns
+        self._committed_certified = self.certified_data
 
     def rollback(self) -> bool:
         """Undo everything since the last commit. Returns False if the heap grew, in which case the
@@ -444,6 +451,7 @@ class LiveCanister:
         if len(cur) != len(self._shadow):
             return False
         self.timer_ns = self._committed_timer
+        self.certified_data = self._committed_certified
         for p in self.changed_heap_pages():
             cur[p * PAGE:(p + 1) * PAGE] = self._shadow[p * PAGE:(p + 1) * PAGE]
         self.set_globals(self._committed_globals)
@@ -454,16 +462,22 @@ class LiveCanister:
             base = self._stable_base()
             touched = np.nonzero(dirty)[0]
             committed = self._committed_stable_pages
-            for p in touched:
-                ctypes.memset(base + int(p) * PAGE, 0, PAGE)
-                if p < committed:
-                    loaded[p] = 0  # reload the committed bytes from SQL on next access
+            for page in touched.tolist():
+                ctypes.memset(base + page * PAGE, 0, PAGE)
+                if page < committed:
+                    loaded[page] = 0  # reload the committed bytes from SQL on next access
             dirty[:] = 0
             if len(touched) and (touched < committed).any():
                 self._g_all_loaded.set_value(self.store, wasmtime.Val.i32(0))
             if size > committed:
                 self._g_size.set_value(self.store, wasmtime.Val.i64(committed))
         return True
+
+
+def _global(exports: Any, name: str) -> wasmtime.Global:
+    g = exports[name]
+    assert isinstance(g, wasmtime.Global)
+    return g
 
 
 _VAL: dict[str, Callable[[Any], wasmtime.Val]] = {

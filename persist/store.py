@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from persist import db, schema
 from persist.errors import CanisterNotFoundError, GraphcopyError
-from persist.host import LiveCanister, Limits, Runtime
+from persist.host import Limits, LiveCanister, Runtime
 from persist.principal import Principal
 
 IDENTITY_KEY = "identity"

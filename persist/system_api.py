@@ -25,14 +25,28 @@ CANISTER_STATUS_CODES = {"running": 1, "stopping": 2, "stopped": 3}
 # Message kinds, named as in the interface spec's availability table.
 START, INIT, PRE_UPGRADE, POST_UPGRADE = "start", "init", "pre_upgrade", "post_upgrade"
 UPDATE, QUERY, REPLY, REJECT, CLEANUP, TIMER = "update", "query", "reply", "reject", "cleanup", "timer"
+INSPECT = "inspect"
 
-_ALL = {START, INIT, PRE_UPGRADE, POST_UPGRADE, UPDATE, QUERY, REPLY, REJECT, CLEANUP, TIMER}
+_ALL = {START, INIT, PRE_UPGRADE, POST_UPGRADE, UPDATE, QUERY, REPLY, REJECT, CLEANUP, TIMER, INSPECT}
 _NOT_START = _ALL - {START}
 AVAILABLE: dict[str, set[str]] = {
-    "msg_arg_data_size": {INIT, POST_UPGRADE, UPDATE, QUERY, REPLY},
-    "msg_arg_data_copy": {INIT, POST_UPGRADE, UPDATE, QUERY, REPLY},
-    "msg_caller_size": {INIT, PRE_UPGRADE, POST_UPGRADE, UPDATE, QUERY},
-    "msg_caller_copy": {INIT, PRE_UPGRADE, POST_UPGRADE, UPDATE, QUERY},
+    "msg_arg_data_size": {INIT, POST_UPGRADE, UPDATE, QUERY, REPLY, INSPECT},
+    "msg_arg_data_copy": {INIT, POST_UPGRADE, UPDATE, QUERY, REPLY, INSPECT},
+    "msg_caller_size": {INIT, PRE_UPGRADE, POST_UPGRADE, UPDATE, QUERY, INSPECT},
+    "msg_caller_copy": {INIT, PRE_UPGRADE, POST_UPGRADE, UPDATE, QUERY, INSPECT},
+    "msg_method_name_size": {INSPECT},
+    "msg_method_name_copy": {INSPECT},
+    "accept_message": {INSPECT},
+    "msg_cycles_available128": {UPDATE, QUERY},
+    "msg_cycles_accept128": {UPDATE, REPLY, REJECT},
+    "canister_cycle_balance128": _NOT_START,
+    "canister_version": _NOT_START,
+    "certified_data_set": {INIT, PRE_UPGRADE, POST_UPGRADE, UPDATE, REPLY, REJECT, CLEANUP, TIMER},
+    "data_certificate_present": _NOT_START,
+    "data_certificate_size": {QUERY},
+    "data_certificate_copy": {QUERY},
+    "in_replicated_execution": _NOT_START,
+    "msg_deadline": {UPDATE, QUERY, REPLY, REJECT},
     "msg_reject_code": {REPLY, REJECT},
     "msg_reject_msg_size": {REJECT},
     "msg_reject_msg_copy": {REJECT},
@@ -59,6 +73,10 @@ AVAILABLE: dict[str, set[str]] = {
 
 REJECT_SYS_FATAL, REJECT_SYS_TRANSIENT, REJECT_DESTINATION_INVALID = 1, 2, 3
 REJECT_CANISTER_REJECT, REJECT_CANISTER_ERROR = 4, 5
+# graphcopy does not meter cycles: every canister reports this notional balance, attached cycles
+# are never deducted, and what a callee does not accept is refunded in full.
+NOTIONAL_CYCLE_BALANCE = 100_000_000_000_000
+MAX_CERTIFIED_DATA = 32
 
 
 class HostTrap(Exception):
@@ -116,6 +134,11 @@ class MessageContext:
     calls: list[OutgoingCall] = field(default_factory=list)
     logs: list[tuple[int, str]] = field(default_factory=list)
     instruction_limit: int = 0
+    method: str = ""
+    cycles_available: int = 0
+    cycles_accepted: int = 0
+    replicated: bool = True
+    accepted_message: bool = False
 
 
 def build_system_api(live: LiveCanister) -> dict[str, Callable[..., Any]]:
@@ -280,6 +303,63 @@ def build_system_api(live: LiveCanister) -> dict[str, Callable[..., Any]]:
         ctx = ctx_for("debug_print")
         ctx.logs.append((ctx.time_ns, heap_read(src, size).decode("utf-8", errors="replace")))
 
+    def msg_method_name_size() -> int:
+        return len(ctx_for("msg_method_name_size").method.encode())
+
+    def msg_method_name_copy(dst: int, offset: int, size: int) -> None:
+        copy_out("msg_method_name_copy", ctx_for("msg_method_name_copy").method.encode(), dst, offset, size)
+
+    def accept_message() -> None:
+        ctx = ctx_for("accept_message")
+        if ctx.accepted_message:
+            raise HostTrap("ic0.accept_message: the message was already accepted")
+        ctx.accepted_message = True
+
+    def u128(value: int) -> bytes:
+        return value.to_bytes(16, "little")
+
+    def msg_cycles_available128(dst: int) -> None:
+        ctx = ctx_for("msg_cycles_available128")
+        heap_write(dst, u128(ctx.cycles_available - ctx.cycles_accepted))
+
+    def msg_cycles_accept128(max_high: int, max_low: int, dst: int) -> None:
+        ctx = ctx_for("msg_cycles_accept128")
+        wanted = (max_high << 64) | max_low
+        got = min(wanted, ctx.cycles_available - ctx.cycles_accepted)
+        ctx.cycles_accepted += got
+        heap_write(dst, u128(got))
+
+    def canister_cycle_balance128(dst: int) -> None:
+        ctx_for("canister_cycle_balance128")
+        heap_write(dst, u128(NOTIONAL_CYCLE_BALANCE))
+
+    def canister_version() -> int:
+        ctx_for("canister_version")
+        return live.version
+
+    def certified_data_set(src: int, size: int) -> None:
+        ctx_for("certified_data_set")
+        if size > MAX_CERTIFIED_DATA:
+            raise HostTrap(f"ic0.certified_data_set: certified data of {size} bytes is more than {MAX_CERTIFIED_DATA}")
+        live.certified_data = heap_read(src, size)
+
+    def data_certificate_present() -> int:
+        ctx_for("data_certificate_present")
+        return 0  # graphcopy issues no certificates
+
+    def no_certificate(name: str) -> Callable[..., Any]:
+        def f(*_: int) -> Any:
+            ctx_for(name)
+            raise HostTrap(f"ic0.{name}: no data certificate is present")
+        return f
+
+    def in_replicated_execution() -> int:
+        return 1 if ctx_for("in_replicated_execution").replicated else 0
+
+    def msg_deadline() -> int:
+        ctx_for("msg_deadline")
+        return 0  # every call has a guaranteed response here
+
     def trap(src: int, size: int) -> None:
         ctx_for("trap")
         text = heap_read(src, size).decode("utf-8", errors="replace")
@@ -312,4 +392,17 @@ def build_system_api(live: LiveCanister) -> dict[str, Callable[..., Any]]:
         "performance_counter": performance_counter,
         "debug_print": debug_print,
         "trap": trap,
+        "msg_method_name_size": msg_method_name_size,
+        "msg_method_name_copy": msg_method_name_copy,
+        "accept_message": accept_message,
+        "msg_cycles_available128": msg_cycles_available128,
+        "msg_cycles_accept128": msg_cycles_accept128,
+        "canister_cycle_balance128": canister_cycle_balance128,
+        "canister_version": canister_version,
+        "certified_data_set": certified_data_set,
+        "data_certificate_present": data_certificate_present,
+        "data_certificate_size": no_certificate("data_certificate_size"),
+        "data_certificate_copy": no_certificate("data_certificate_copy"),
+        "in_replicated_execution": in_replicated_execution,
+        "msg_deadline": msg_deadline,
     }

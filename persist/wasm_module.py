@@ -323,8 +323,8 @@ def parse_module(data: bytes) -> ModuleInfo:
         raise InvalidModuleError("not a canister module: it declares more than one memory")
     bad = sorted({m for m, _ in imports if m != "ic0"})
     if bad:
-        raise InvalidModuleError(
-            f"not a canister module: it imports from {', '.join(repr(m) for m in bad)}; canisters may import only 'ic0'")
+        names = ", ".join(repr(m) for m in bad)
+        raise InvalidModuleError(f"not a canister module: it imports from {names}; canisters may import only 'ic0'")
     if n_imported_globals:
         raise InvalidModuleError("not a canister module: it imports globals")
     updates = [e[len("canister_update "):] for e in exports if e.startswith("canister_update ")]
@@ -421,7 +421,8 @@ def instrument(data: bytes, info: ModuleInfo) -> bytes:
             return
         r = _Reader(existing)
         n = r.u()
-        out.extend(_section(SEC_EXPORT, leb_u(n + len(extra_exports)) + existing[r.pos:] + b"".join(extra_exports)))
+        body = leb_u(n + len(extra_exports)) + existing[r.pos:] + b"".join(extra_exports)
+        out.extend(_section(SEC_EXPORT, body))
 
     for sid, a, b in sections:
         payload = bytes(data[a:b])

@@ -133,3 +133,12 @@ def store_engine(db_url: str) -> Iterator[sa.Engine]:
         yield engine
     finally:
         engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def moc() -> None:
+    """Real `moc` (the pinned npm package `motoko`) is needed: skip on a laptop without Node or
+    `npm ci`, fail in CI."""
+    from toolchain.moc import require_moc
+
+    require_moc()
