@@ -108,24 +108,28 @@ def bench_counter(store: Store, n: int) -> dict[str, object]:
 
 
 def bench_heap_sizes(store: Store, heaps_mib: list[int], n: int, bench_wasm: bytes) -> list[dict[str, object]]:
-    out = []
+    out: list[dict[str, object]] = []
+    base = 0.0
     for mib in heaps_mib:
         name = f"bench-heap-{mib}"
         api.install(store, name, bench_wasm)
         t0 = time.perf_counter()
         api.call(store, name, "fill_heap", i64(mib * MIB // 65536))
         fill = time.perf_counter() - t0
-        touch = timed(lambda nm=name: api.call(store, nm, "touch", b""), n)
+
+        def touch(nm: str = name) -> None:
+            api.call(store, nm, "touch", b"")
+
+        samples = summary(timed(touch, n))
+        base = base or samples["median_us"]
         out.append({
             "heap_mib": mib,
             "initial_commit_s": round(fill, 3),
-            "one_page_update": summary(touch),
+            "one_page_update": samples,
+            "ratio_to_smallest": round(samples["median_us"] / base, 2),
         })
         api.stop(store, name)
         api.delete(store, name)
-    base = out[0]["one_page_update"]["median_us"] if out else 1
-    for row in out:
-        row["ratio_to_smallest"] = round(row["one_page_update"]["median_us"] / base, 2)
     return out
 
 
@@ -162,7 +166,13 @@ def bench_stable_stream(store: Store, bench_wasm: bytes, total_mib: int) -> dict
     cfg_store.set_fuel(10**15)
     bare = wasmtime.Instance(cfg_store, wasmtime.Module(engine, BARE_COPY_WAT), [])
     ex = bare.exports(cfg_store)
-    ex["grow"](cfg_store, total_mib * 16)
+
+    def fn(name: str) -> wasmtime.Func:
+        f = ex[name]
+        assert isinstance(f, wasmtime.Func)
+        return f
+
+    fn("grow")(cfg_store, total_mib * 16)
     for chunk in (8, 4096, 65536):
         # graphcopy: the message run only (commit excluded), so the figure is the in-canister rate
         live = store.live[max(store.live)].live
@@ -179,10 +189,10 @@ def bench_stable_stream(store: Store, bench_wasm: bytes, total_mib: int) -> dict
         assert r.trap is None, r.trap
         live.rollback()
         t0 = time.perf_counter()
-        ex["write"](cfg_store, total, chunk)
+        fn("write")(cfg_store, total, chunk)
         bw = time.perf_counter() - t0
         t0 = time.perf_counter()
-        ex["read"](cfg_store, total, chunk)
+        fn("read")(cfg_store, total, chunk)
         br = time.perf_counter() - t0
         res[f"chunk_{chunk}"] = {
             "write_MBps": round(total / w / 1e6, 1),
@@ -198,7 +208,7 @@ def bench_stable_stream(store: Store, bench_wasm: bytes, total_mib: int) -> dict
 
 
 def bench_open(url: str, bench_wasm: bytes, sizes_mib: list[int]) -> list[dict[str, object]]:
-    out = []
+    out: list[dict[str, object]] = []
     for mib in sizes_mib:
         with open_store(url) as store:
             name = f"bench-open-{mib}"

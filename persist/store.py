@@ -76,15 +76,18 @@ def open_store(
     *,
     limits: Limits | None = None,
     caller: str | None = None,
-    lock_timeout_s: float = 5.0,
+    lock_timeout_s: float | None = None,
 ) -> Store:
     """Open (and create or migrate) the store at ``url``.
 
     ``url`` defaults to ``GRAPHCOPY_DATABASE_URL`` or ``graphcopy.db`` in the working directory.
     ``caller`` is the principal (text) that calls canisters; by default the store's own identity,
     created on first use and kept in the store, which also controls the canisters it creates.
-    Pending Alembic revisions are applied.
+    Pending Alembic revisions are applied. ``lock_timeout_s`` (default ``GRAPHCOPY_LOCK_TIMEOUT`` or
+    5 s) is how long to wait for a database another process holds before StoreLockedError.
     """
+    if lock_timeout_s is None:
+        lock_timeout_s = float(os.environ.get("GRAPHCOPY_LOCK_TIMEOUT", "5"))
     resolved = db.resolve_url(url)
     engine = db.create_engine_for(resolved, lock_timeout_s=lock_timeout_s)
     try:
