@@ -237,7 +237,7 @@ def install(store: Store, name: str, wasm: bytes, *, arg: bytes = EMPTY_ARGS, mo
     live.commit(heap_changed, stable_dirty)
     live.attach_stable_source(execution.stable_source(store, canister_id))
     live.version = version
-    store.live[canister_id] = CachedCanister(live, version, info.hash)
+    store.remember(canister_id, CachedCanister(live, version, info.hash))
     execution.run_pending(store)
     return InstallResult(name=name, principal=principal.to_text(), mode=mode, module_hash=info.hash,
                          created=row is None, instructions=used, heap_bytes=live.heap_pages * PAGE,
@@ -308,9 +308,13 @@ def call(store: Store, name: str, method: str, arg: bytes = EMPTY_ARGS) -> CallR
     Raises CanisterTrapError (the canister's trap message; nothing changed) or CanisterRejectError.
     Queued messages the call causes (callbacks, self-calls, other canisters) run before it returns.
     """
-    execution.run_pending(store)
     with db.read_transaction(store.engine) as conn:
         row = canister_row(conn, name)
+        pending = execution.has_pending_work(conn)
+    if pending:  # what an earlier command left behind runs first
+        execution.run_pending(store)
+        with db.read_transaction(store.engine) as conn:
+            row = canister_row(conn, name)
     if row.module_hash is None:
         raise CanisterStateError(f"canister {name!r} is empty: install a module first (`graphcopy install`)")
     live = execution.live_canister(store, row)

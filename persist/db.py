@@ -197,9 +197,15 @@ def transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
     unwritable file, ...) become :class:`StoreError`, both with a one-line message and the driver
     error as ``__cause__``. Integrity and programming errors pass through unchanged.
     """
+    with _translated(engine), engine.begin() as conn:
+        yield conn
+
+
+@contextmanager
+def _translated(engine: sa.Engine) -> Iterator[None]:
+    """Re-raise driver errors of the block as :class:`StoreError` / :class:`StoreLockedError`."""
     try:
-        with engine.begin() as conn:
-            yield conn
+        yield
     except StoreError:
         raise
     except Exception as exc:
@@ -217,18 +223,10 @@ def read_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
     may still write, but then it can fail with :class:`StoreLockedError` if another writer got there
     first, so use :func:`transaction` for read-modify-write work.
     """
-    try:
-        with engine.connect() as conn:
-            conn.execution_options(**{READ_ONLY_OPTION: True})
-            with conn.begin():
-                yield conn
-    except StoreError:
-        raise
-    except Exception as exc:
-        err = translate_error(exc, engine)
-        if err is None:
-            raise
-        raise err from exc
+    with _translated(engine), engine.connect() as conn:
+        conn.execution_options(**{READ_ONLY_OPTION: True})
+        with conn.begin():
+            yield conn
 
 
 def translate_error(exc: BaseException, engine_or_url: sa.Engine | sa.URL | str) -> StoreError | None:

@@ -65,6 +65,7 @@ def live_canister(store: Store, row: sa.Row[Any]) -> LiveCanister:
     """The in-memory instance of a canister at exactly the committed state ``row`` describes."""
     cached = store.live.get(row.id)
     if cached is not None and cached.version == row.version and cached.module_hash == row.module_hash:
+        store.live.move_to_end(row.id)
         cached.live.status = row.status
         cached.live.controllers = set(controllers_of(row))
         cached.live.version = int(row.version)
@@ -98,7 +99,7 @@ def live_canister(store: Store, row: sa.Row[Any]) -> LiveCanister:
     live.version = int(row.version)
     live.certified_data = bytes(row.certified_data or b"")
     live.commit([], [])  # the certified data and version just set are the committed baseline
-    store.live[row.id] = CachedCanister(live, int(row.version), row.module_hash)
+    store.remember(row.id, CachedCanister(live, int(row.version), row.module_hash))
     return live
 
 
@@ -163,7 +164,7 @@ def finish_commit(store: Store, row: sa.Row[Any], live: LiveCanister, commit: Co
     """After the transaction committed: the live instance's current state is the new baseline."""
     live.commit(commit.heap, commit.stable)
     live.version = int(row.version) + 1
-    store.live[row.id] = CachedCanister(live, int(row.version) + 1, row.module_hash)
+    store.remember(row.id, CachedCanister(live, int(row.version) + 1, row.module_hash))
 
 
 def append_logs(conn: sa.Connection, canister_id: int, lines: list[tuple[int, str, str]]) -> None:
@@ -268,7 +269,7 @@ def settle_stopping(conn: sa.Connection, canister_id: int) -> None:
 # --------------------------------------------------------------------------- executing queued messages
 
 
-def _request_rejection(row: sa.Row[Any] | None, method: str, store: Store) -> tuple[int, str] | None:
+def _request_rejection(row: sa.Row[Any] | None) -> tuple[int, str] | None:
     if row is None:
         return REJECT_DESTINATION_INVALID, "Canister not found"
     p = row.principal
@@ -286,7 +287,7 @@ def execute_request(store: Store, msg: sa.Row[Any]) -> None:
     method: str = payload["method"]
     with db.read_transaction(store.engine) as conn:
         row = canister_row_by_id(conn, msg.canister_id)
-    rejection = _request_rejection(row, method, store)
+    rejection = _request_rejection(row)
     live = None
     if rejection is None:
         assert row is not None
@@ -551,17 +552,27 @@ def run_pending(store: Store, *, until: Callable[[], bool] | None = None, max_me
     return done
 
 
+def _due_timers_query() -> sa.Select[Any]:
+    c = schema.canisters.c
+    return sa.select(schema.canisters).where(
+        c.timer_ns > 0, c.timer_ns <= now_ns(), c.status == "running", c.module_hash.is_not(None)).order_by(c.id)
+
+
 def _next_work(store: Store, fired: set[int]) -> tuple[sa.Row[Any] | None, list[sa.Row[Any]]]:
     """The oldest queued message, or else the canisters whose timer is due (one read)."""
-    c = schema.canisters.c
     with db.read_transaction(store.engine) as conn:
         msg = conn.execute(sa.select(schema.messages).order_by(schema.messages.c.id).limit(1)).first()
         if msg is not None:
             return msg, []
-        due = conn.execute(sa.select(schema.canisters).where(
-            c.timer_ns > 0, c.timer_ns <= now_ns(), c.status == "running", c.module_hash.is_not(None))
-            .order_by(c.id)).all()
+        due = conn.execute(_due_timers_query()).all()
     return None, [r for r in due if r.id not in fired]
+
+
+def has_pending_work(conn: sa.Connection) -> bool:
+    """Whether a queued message or a due timer is waiting (one cheap read, inside a caller's transaction)."""
+    if conn.execute(sa.select(schema.messages.c.id).limit(1)).first() is not None:
+        return True
+    return conn.execute(_due_timers_query().limit(1)).first() is not None
 
 
 def _run_guarded(store: Store, step: Callable[[Store, sa.Row[Any]], None], row: sa.Row[Any]) -> None:

@@ -484,20 +484,21 @@ _VAL: dict[str, Callable[[Any], wasmtime.Val]] = {
     "i32": wasmtime.Val.i32, "i64": wasmtime.Val.i64, "f32": wasmtime.Val.f32, "f64": wasmtime.Val.f64}
 
 
+# The IC's wording for traps the Wasm engine raises.
+_TRAP_TEXTS = {
+    wasmtime.TrapCode.OUT_OF_FUEL: "Canister exceeded the instruction limit for single message execution.",
+    wasmtime.TrapCode.MEMORY_OUT_OF_BOUNDS: "Canister trapped: heap out of bounds",
+    wasmtime.TrapCode.UNREACHABLE: "Canister trapped: unreachable",
+    wasmtime.TrapCode.STACK_OVERFLOW: "Canister trapped: stack overflow",
+    wasmtime.TrapCode.INTEGER_DIVISION_BY_ZERO: "Canister trapped: integer division by 0",
+    wasmtime.TrapCode.INTEGER_OVERFLOW: "Canister trapped: integer overflow",
+}
+
+
 def _trap_text(exc: wasmtime.Trap) -> str:
-    code = exc.trap_code
-    if code == wasmtime.TrapCode.OUT_OF_FUEL:
-        return "Canister exceeded the instruction limit for single message execution."
-    if code == wasmtime.TrapCode.MEMORY_OUT_OF_BOUNDS:
-        return "Canister trapped: heap out of bounds"
-    if code == wasmtime.TrapCode.UNREACHABLE:
-        return "Canister trapped: unreachable"
-    if code == wasmtime.TrapCode.STACK_OVERFLOW:
-        return "Canister trapped: stack overflow"
-    if code == wasmtime.TrapCode.INTEGER_DIVISION_BY_ZERO:
-        return "Canister trapped: integer division by 0"
-    if code == wasmtime.TrapCode.INTEGER_OVERFLOW:
-        return "Canister trapped: integer overflow"
+    known = _TRAP_TEXTS.get(exc.trap_code) if exc.trap_code is not None else None
+    if known is not None:
+        return known
     msg = (exc.message or "trap").strip().splitlines()[0]
     return f"Canister trapped: {msg}"
 

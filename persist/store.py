@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,10 +44,20 @@ class Store:
     runtime: Runtime
     limits: Limits
     identity: Principal
-    live: dict[int, CachedCanister] = field(default_factory=dict)
+    live: OrderedDict[int, CachedCanister] = field(default_factory=OrderedDict)
+    # Live instances kept in memory (least recently used are dropped first; they are always at
+    # their committed state between messages, so dropping one loses nothing).
+    max_live: int = 16
     # Upper bound on queued messages one command runs before it returns (the rest stay queued,
     # durable, for the next command).
     max_messages_per_command: int = 1_000_000
+
+    def remember(self, canister_id: int, cached: CachedCanister) -> None:
+        """Keep a live instance, evicting the least recently used ones beyond ``max_live``."""
+        self.live[canister_id] = cached
+        self.live.move_to_end(canister_id)
+        while len(self.live) > self.max_live:
+            self.live.popitem(last=False)
 
     def close(self) -> None:
         """Release the live instances and the connection pool."""
