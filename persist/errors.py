@@ -87,3 +87,9 @@ class CanisterRejectError(GraphcopyError):
         super().__init__(f"call rejected (code {code}): {message}")
         self.code = code
         self.reject_message = message
+
+
+class UpgradeOptionError(GraphcopyError):
+    """The upgrade options do not fit the modules (the IC's CanisterContractViolation texts)."""
+
+    exit_code = 2

@@ -128,7 +128,15 @@ class LiveCanister:
         globals_: dict[int, Any] | None,
         timer_ns: int,
         run_start: bool,
+        predecessor: LiveCanister | None = None,
+        keep_heap: bool = False,
     ) -> None:
+        """Load a canister (``heap_data``/``stable_*`` from SQL), or install one (empty, ``run_start``).
+
+        With ``predecessor`` (an upgrade), the new instance lives in the predecessor's wasmtime
+        store and shares its stable memory and bytemaps; ``keep_heap`` hands it the predecessor's
+        heap too (``wasm_memory_persistence = keep``), else it gets a fresh heap. Nothing is copied.
+        """
         self.runtime = runtime
         self.info = info
         self.principal = principal
@@ -140,47 +148,70 @@ class LiveCanister:
         self.certified_data = b""
         self.ctx: MessageContext | None = None
         self._stable_source = stable_source
-        self.store = wasmtime.Store(runtime.engine)
-        self.store.set_fuel(0)
+        pred = predecessor
+        self.store = pred.store if pred is not None else wasmtime.Store(runtime.engine)
+        if pred is None:
+            self.store.set_fuel(0)
 
         mem = info.memory
         self.heap_is_64 = mem.is_64 if mem is not None else True
         cap = WASM64_HEAP_MAX_PAGES if self.heap_is_64 else WASM32_HEAP_MAX_PAGES
         heap_max = min(mem.max_pages, cap) if mem is not None and mem.max_pages is not None else cap
         start_pages = max(heap_pages, mem.min_pages if mem is not None else 0)
-        self.heap = wasmtime.Memory(
-            self.store, wasmtime.MemoryType(wasmtime.Limits(start_pages, heap_max), is_64=self.heap_is_64))
-        base, _ = self.heap_span()
         heap_data = list(heap_data)
-        for page_no, data in heap_data:
-            ctypes.memmove(base + page_no * PAGE, data, len(data))
+        if pred is not None and keep_heap:
+            if pred.heap_is_64 != self.heap_is_64:
+                raise InvalidModuleError("the new module's memory is not of the same index type (32/64-bit) "
+                                         "as the heap it would keep")
+            self.heap = pred.heap
+            if self.heap.size(self.store) < start_pages:
+                self.heap.grow(self.store, start_pages - self.heap.size(self.store))
+        else:
+            self.heap = wasmtime.Memory(
+                self.store, wasmtime.MemoryType(wasmtime.Limits(start_pages, heap_max), is_64=self.heap_is_64))
+            base, _ = self.heap_span()
+            for page_no, data in heap_data:
+                ctypes.memmove(base + page_no * PAGE, data, len(data))
 
         max_stable_pages = limits.stable_memory_max_bytes // PAGE
-        self.stable = wasmtime.Memory(
-            self.store, wasmtime.MemoryType(wasmtime.Limits(stable_pages, max_stable_pages), is_64=True))
-        map_pages = (stable_pages + PAGE - 1) // PAGE
-        self.dirty = wasmtime.Memory(self.store, wasmtime.MemoryType(wasmtime.Limits(map_pages, None)))
-        self.loaded = wasmtime.Memory(self.store, wasmtime.MemoryType(wasmtime.Limits(map_pages, None)))
+        if pred is not None:
+            self.stable, self.dirty, self.loaded = pred.stable, pred.dirty, pred.loaded
+        else:
+            self.stable = wasmtime.Memory(
+                self.store, wasmtime.MemoryType(wasmtime.Limits(stable_pages, max_stable_pages), is_64=True))
+            map_pages = (stable_pages + PAGE - 1) // PAGE
+            self.dirty = wasmtime.Memory(self.store, wasmtime.MemoryType(wasmtime.Limits(map_pages, None)))
+            self.loaded = wasmtime.Memory(self.store, wasmtime.MemoryType(wasmtime.Limits(map_pages, None)))
 
-        linker = wasmtime.Linker(runtime.engine)
-        linker.define(self.store, "graphcopy", "heap", self.heap)
-        linker.define(self.store, "graphcopy", "stable", self.stable)
-        linker.define(self.store, "graphcopy", "dirty", self.dirty)
-        linker.define(self.store, "graphcopy", "loaded", self.loaded)
-        linker.define_func("graphcopy", "load_pages",
-                           wasmtime.FuncType([wasmtime.ValType.i64(), wasmtime.ValType.i64()], []),
-                           self._load_pages)
-        linker.define_func("graphcopy", "fail", wasmtime.FuncType([wasmtime.ValType.i32()], []), self._fail)
-        self.helper = linker.instantiate(self.store, runtime.helper_module(self.heap_is_64))
+        if pred is not None and keep_heap:
+            self.helper = pred.helper
+        else:
+            linker = wasmtime.Linker(runtime.engine)
+            linker.define(self.store, "graphcopy", "heap", self.heap)
+            linker.define(self.store, "graphcopy", "stable", self.stable)
+            linker.define(self.store, "graphcopy", "dirty", self.dirty)
+            linker.define(self.store, "graphcopy", "loaded", self.loaded)
+            linker.define_func("graphcopy", "load_pages",
+                               wasmtime.FuncType([wasmtime.ValType.i64(), wasmtime.ValType.i64()], []),
+                               self._load_pages)
+            linker.define_func("graphcopy", "fail", wasmtime.FuncType([wasmtime.ValType.i32()], []), self._fail)
+            self.helper = linker.instantiate(self.store, runtime.helper_module(self.heap_is_64))
         hx = self.helper.exports(self.store)
         self._g_size = _global(hx, "size")
         self._g_max = _global(hx, "max")
         self._g_all_loaded = _global(hx, "all_loaded")
         self._g_read = _global(hx, "read_bytes")
         self._g_written = _global(hx, "written_bytes")
-        self._g_size.set_value(self.store, wasmtime.Val.i64(stable_pages))
-        self._g_max.set_value(self.store, wasmtime.Val.i64(max_stable_pages))
-        self._mark_loaded_initially(stable_pages, stable_stored)
+        if pred is None:
+            self._g_size.set_value(self.store, wasmtime.Val.i64(stable_pages))
+            self._g_max.set_value(self.store, wasmtime.Val.i64(max_stable_pages))
+            self._mark_loaded_initially(stable_pages, stable_stored)
+        elif not keep_heap:
+            # a fresh helper for the fresh heap: carry the stable memory's bookkeeping over
+            for mine, theirs in ((self._g_size, pred._g_size), (self._g_max, pred._g_max),
+                                 (self._g_all_loaded, pred._g_all_loaded), (self._g_read, pred._g_read),
+                                 (self._g_written, pred._g_written)):
+                mine.set_value(self.store, theirs.value(self.store))
 
         api = build_system_api(self)
         canister_linker = wasmtime.Linker(runtime.engine)
@@ -195,11 +226,16 @@ class LiveCanister:
             ftype = imp.type
             assert isinstance(ftype, wasmtime.FuncType)
             canister_linker.define_func("ic0", name, ftype, self._wrap(api[name], ftype))
-        self.store.set_fuel(INSTANTIATION_FUEL)  # segment initialisation costs fuel too
+        # Segment initialisation costs fuel too; it is not the canister's, so the budget an
+        # upgrade is running on is put back afterwards.
+        budget_left = self.store.get_fuel()
+        self.store.set_fuel(INSTANTIATION_FUEL)
         try:
             self.instance = canister_linker.instantiate(self.store, module)
         except wasmtime.Trap as exc:
             raise InvalidModuleError(f"canister module failed to instantiate: {exc.message}") from exc
+        finally:
+            self.store.set_fuel(budget_left)
         if not run_start:
             self._undo_data_segments(heap_data, start_pages)
         self.exports = self.instance.exports(self.store)
@@ -217,7 +253,14 @@ class LiveCanister:
         self._committed_stable_pages = stable_pages
         self._committed_timer = timer_ns
         self._committed_certified = self.certified_data
-        self._shadow = self._heap_array().copy()
+        if pred is not None:
+            # Until the upgrade commits, the committed state is the predecessor's: a kept heap is
+            # compared with the old heap's committed copy, a fresh heap with nothing (all zero).
+            self._committed_stable_pages = pred._committed_stable_pages
+            self.version, self.certified_data = pred.version, pred.certified_data
+            self._committed_certified = pred._committed_certified
+        self._shadow = pred._shadow if pred is not None and keep_heap else (
+            np.zeros(0, dtype=np.uint8) if pred is not None else self._heap_array().copy())
         self.pending_start = run_start and START_EXPORT in self.exports
 
     def _undo_data_segments(self, heap_data: list[tuple[int, bytes]], n_pages: int) -> None:
@@ -350,14 +393,19 @@ class LiveCanister:
 
     # ----------------------------------------------------------------- running messages
 
-    def run(self, ctx: MessageContext, fuel: int, entry: str | tuple[int, int]) -> MessageResult:
+    def run(self, ctx: MessageContext, fuel: int | None, entry: str | tuple[int, int]) -> MessageResult:
         """Run one entry point: an export name, or ``(table index, env)`` for a callback.
 
-        On a trap the caller must call ``rollback()``; on success, ``changes()`` then ``commit()``.
+        ``fuel`` is the instruction limit; None continues with what is left in the store (the
+        stages of an upgrade share one budget). On a trap the caller must ``rollback()``; on
+        success the caller commits the changes and calls ``commit()``.
         """
         self.ctx = ctx
+        if fuel is None:
+            fuel = self.store.get_fuel()
+        else:
+            self.store.set_fuel(fuel)
         ctx.instruction_limit = fuel
-        self.store.set_fuel(fuel)
         trap: str | None = None
         try:
             if isinstance(entry, tuple):
@@ -383,7 +431,7 @@ class LiveCanister:
         used = fuel - self.store.get_fuel()
         return MessageResult(trap=trap, ctx=ctx, instructions=used)
 
-    def run_start(self, fuel: int) -> MessageResult:
+    def run_start(self, fuel: int | None) -> MessageResult:
         """Run the module's start function, which the instrumentation turned into an export."""
         ctx = MessageContext(kind="start")
         if START_EXPORT not in self.exports:
