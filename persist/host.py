@@ -149,7 +149,7 @@ class LiveCanister:
         self.ctx: MessageContext | None = None
         self._stable_source = stable_source
         pred = predecessor
-        self.store = pred.store if pred is not None else wasmtime.Store(runtime.engine)
+        self.store: wasmtime.Store = pred.store if pred is not None else wasmtime.Store(runtime.engine)
         if pred is None:
             self.store.set_fuel(0)
 
@@ -159,6 +159,12 @@ class LiveCanister:
         heap_max = min(mem.max_pages, cap) if mem is not None and mem.max_pages is not None else cap
         start_pages = max(heap_pages, mem.min_pages if mem is not None else 0)
         heap_data = list(heap_data)
+        self.heap: wasmtime.Memory
+        self.stable: wasmtime.Memory
+        self.dirty: wasmtime.Memory
+        self.loaded: wasmtime.Memory
+        self.helper: wasmtime.Instance
+        self._shadow: np.ndarray
         if pred is not None and keep_heap:
             if pred.heap_is_64 != self.heap_is_64:
                 raise InvalidModuleError("the new module's memory is not of the same index type (32/64-bit) "
