@@ -28,7 +28,7 @@ import sqlalchemy as sa
 
 from persist import db, pages, schema
 from persist.errors import CanisterStateError
-from persist.host import LiveCanister, MessageResult, decode_globals, encode_globals
+from persist.host import PAGE, LiveCanister, MessageResult, decode_globals, encode_globals
 from persist.principal import Principal
 from persist.store import CachedCanister, StaleStateError, Store, canister_row_by_id, controllers_of
 from persist.system_api import (
@@ -134,9 +134,40 @@ class Commit:
     stable: list[int]
 
 
+# The messages in which Motoko's runtime copies its object graph to or from stable memory, one
+# increment each (see migrate/graph_copy.py); their progress is recorded with their commit.
+INCREMENT_METHODS = {
+    "__motoko_stabilize_before_upgrade": "stabilize",
+    "@motoko_async_stabilization": "stabilize",
+    "__motoko_destabilize_after_upgrade": "destabilize",
+    "@motoko_async_destabilization": "destabilize",
+}
+
+
+def migration_progress(row: sa.Row[Any], live: LiveCanister, ctx: MessageContext) -> str | None:
+    """The canister's migration record after this message, if a migration is in progress and the
+    message was one of its increments (None: leave the record as it is)."""
+    if not row.migration or ctx.method not in INCREMENT_METHODS:
+        return None
+    record = json.loads(row.migration)
+    if record.get("phase") in (None, "done", "failed"):
+        return None
+    step = INCREMENT_METHODS[ctx.method]
+    counts = record.setdefault("increments", {})
+    counts[step] = int(counts.get(step, 0)) + (1 if ctx.method.startswith("@") else 0)
+    instr = record.setdefault("instructions", {})
+    instr[step] = int(instr.get(step, 0)) + ctx.instructions_used
+    record["stable_bytes"] = live.stable_pages * PAGE
+    record["updated_ns"] = now_ns()
+    return json.dumps(record)
+
+
 def write_state(conn: sa.Connection, row: sa.Row[Any], live: LiveCanister, *, time_ns: int,
-                extra: dict[str, Any] | None = None) -> Commit:
-    """Write a live canister's changes since its last commit, guarded by the row's version."""
+                extra: dict[str, Any] | None = None, ctx: MessageContext | None = None) -> Commit:
+    """Write a live canister's changes since its last commit, guarded by the row's version.
+
+    With ``ctx``, a migration increment also updates the canister's progress record, in the same
+    transaction as the state it produced."""
     heap_changed = live.changed_heap_pages()
     stable_dirty = live.dirty_stable_pages()
     values: dict[str, Any] = {
@@ -150,6 +181,9 @@ def write_state(conn: sa.Connection, row: sa.Row[Any], live: LiveCanister, *, ti
         "updated_at_ns": now_ns(),
     }
     values.update(extra or {})
+    progress = migration_progress(row, live, ctx) if ctx is not None else None
+    if progress is not None:
+        values["migration"] = progress
     c = schema.canisters.c
     res = conn.execute(
         schema.canisters.update().where(c.id == row.id, c.version == row.version).values(**values))
@@ -345,7 +379,7 @@ def _commit_update(store: Store, row: sa.Row[Any], live: LiveCanister, ctx: Mess
         with db.transaction(store.engine) as conn:
             if message_id is not None:
                 consume(conn, message_id)
-            commit = write_state(conn, row, live, time_ns=ctx.time_ns)
+            commit = write_state(conn, row, live, time_ns=ctx.time_ns, ctx=ctx)
             append_logs(conn, row.id, ctx_logs(ctx, None))
             if "direct" in origin:
                 if ctx.response is not None:

@@ -435,6 +435,7 @@ class LiveCanister:
         finally:
             self.ctx = None
         used = fuel - self.store.get_fuel()
+        ctx.instructions_used = used
         return MessageResult(trap=trap, ctx=ctx, instructions=used)
 
     def run_start(self, fuel: int | None) -> MessageResult:

@@ -134,6 +134,7 @@ class MessageContext:
     calls: list[OutgoingCall] = field(default_factory=list)
     logs: list[tuple[int, str]] = field(default_factory=list)
     instruction_limit: int = 0
+    instructions_used: int = 0
     method: str = ""
     cycles_available: int = 0
     cycles_accepted: int = 0
