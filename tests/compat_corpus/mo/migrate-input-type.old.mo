@@ -1,0 +1,3 @@
+persistent actor {
+  var x : Int = -1;
+};
