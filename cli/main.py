@@ -18,9 +18,10 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from persist.errors import GraphcopyError
+from persist.errors import CanisterTrapError, GraphcopyError
 
 app = typer.Typer(
     name="graphcopy",
@@ -37,6 +38,12 @@ err = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+ScaleOpt = Annotated[float | None, typer.Option(
+    "--performance-counter-scale", min=0.0, show_default=False,
+    help="Multiply what ic0.performance_counter reports (>1 makes Motoko's graph-copy increments smaller; "
+         "default $GRAPHCOPY_PERFORMANCE_COUNTER_SCALE or 1, as on the IC).")]
+# The trap text moc's runtime uses for every message during a graph-copy migration.
+BLOCKED_TRAP = "Messages are blocked during stabilization"
 
 
 @dataclasses.dataclass
@@ -184,7 +191,14 @@ def call(
         sig = iface.methods.get(method) if iface is not None else None
         kind = api.method_kind(store, name, method)
         arg_bytes = encode_args(args, sig.args if sig else None)
-        res = with_spinner(f"calling {name}.{method}…", as_json, lambda: api.call(store, name, method, arg_bytes))
+        try:
+            res = with_spinner(f"calling {name}.{method}…", as_json, lambda: api.call(store, name, method, arg_bytes))
+        except CanisterTrapError as exc:
+            if BLOCKED_TRAP in str(exc):
+                # Motoko's own words, plus what to do about them.
+                raise fail(f"{exc} (a graph-copy migration is in progress: finish it with "
+                           f"`graphcopy upgrade {name} --resume`)", exc.exit_code) from None
+            raise
         rets = sig.rets if sig else None
         if as_json:
             print_json({"method": method, "kind": kind, "reply": format_args(res.reply, rets),
@@ -223,8 +237,17 @@ def status(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Caniste
     t.add_row("open call contexts", str(st.open_call_contexts))
     t.add_row("log lines", str(st.log_lines))
     if st.migration:
-        t.add_row("migration", json.dumps(st.migration))
+        _migration_rows(t, st.migration)
     out.print(t)
+    if st.migration and st.migration.get("history"):
+        m = Table(title="migration history", title_justify="left")
+        for col in ("time", "phase", "detail"):
+            m.add_column(col)
+        for e in st.migration["history"]:
+            detail = {k: v for k, v in e.items() if k not in ("phase", "at_ns")}
+            m.add_row(when(int(e.get("at_ns") or 0)), str(e.get("phase")),
+                      escape(", ".join(f"{k}: {v}" for k, v in detail.items())))
+        out.print(m)
     if st.history:
         h = Table(title="history", title_justify="left")
         for col in ("time", "event", "module", "detail"):
@@ -232,6 +255,28 @@ def status(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Caniste
         for e in st.history:
             h.add_row(when(e.time_ns), e.kind, (e.module_hash or "")[:16], json.dumps(e.detail) if e.detail else "")
         out.print(h)
+
+
+def _migration_rows(t: Table, rec: dict[str, Any]) -> None:
+    """The migration record as status rows: its phase first, then what it has done."""
+    from cli.progress import describe
+    from migrate.record import unfinished
+
+    phase = str(rec.get("phase"))
+    started = int(rec.get("started_ns") or 0)
+    if phase == "done":
+        took = (int(rec.get("finished_ns") or 0) - started) / 1e9
+        t.add_row("migration", f"graph copy done at {when(int(rec.get('finished_ns') or 0))} ({took:.1f} s)")
+    elif phase == "failed":
+        t.add_row("migration", escape(f"graph copy FAILED in {rec.get('failed_in')}: {rec.get('error')} (the canister "
+                                      "refuses other messages until `graphcopy upgrade NAME --resume` finishes it)"))
+    elif unfinished(rec):
+        t.add_row("migration", f"graph copy IN PROGRESS: {phase} (since {when(started)}; once stabilization has "
+                               "started the canister refuses other messages; finish it with "
+                               "`graphcopy upgrade NAME --resume`)")
+    t.add_row("  progress", describe(rec))
+    if rec.get("target_module_hash"):
+        t.add_row("  from -> to", f"{str(rec.get('from_module_hash'))[:16]}… -> {str(rec['target_module_hash'])[:16]}…")
 
 
 @app.command("list")
@@ -340,6 +385,123 @@ def demo(
         report = run_demo(opts.db, entries=entries, console=None if as_json else out)
     if as_json:
         print_json(report)
+
+
+# --------------------------------------------------------------------------- upgrades
+
+
+def _apply_scale(store: Any, scale: float | None, name: str | None = None) -> None:
+    """--performance-counter-scale; a resumed migration reuses the scale it was started with unless
+    a scale is given (flag or environment)."""
+    import os
+
+    if scale is not None:
+        store.limits.performance_counter_scale = scale
+        return
+    if name is None or os.environ.get("GRAPHCOPY_PERFORMANCE_COUNTER_SCALE"):
+        return
+    from migrate.record import read, unfinished
+
+    rec = read(store, name)
+    if unfinished(rec) and rec is not None and rec.get("performance_counter_scale"):
+        store.limits.performance_counter_scale = float(rec["performance_counter_scale"])
+
+
+@app.command()
+def upgrade(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Canister name or principal.")],
+    wasm: Annotated[Path | None, typer.Argument(
+        help="The new module (.wasm or .wasm.gz); optional with --resume.", show_default=False)] = None,
+    arg: Annotated[str | None, typer.Option(
+        "--arg", help="post_upgrade argument in Candid text (typed by the new module's init arguments).")] = None,
+    mode: Annotated[str, typer.Option(
+        "--mode", help="auto (keep if compatible and same layout, graph copy if the layout changes, refuse if "
+                       "incompatible), keep, replace or graph-copy.")] = "auto",
+    skip_pre_upgrade: Annotated[bool, typer.Option(
+        "--skip-pre-upgrade", help="Do not run the old module's pre_upgrade hook (last resort).")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and change nothing.")] = False,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Finish an interrupted graph-copy migration (WASM may be left out).")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Let an incompatible keep reach the canister's own check (it traps and rolls back), or "
+                        "allow a replace that discards stable variables.")] = False,
+    scale: ScaleOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Upgrade a canister: print the plan, then keep the heap, replace it, or graph-copy it."""
+    from cli.progress import MigrationProgress
+    from migrate import UpgradeRefusedError, plan_upgrade
+    from migrate import upgrade as run_upgrade
+    from persist import api
+    from persist.candid import encode_args
+    from persist.wasm_module import parse_module
+
+    with opened(ctx) as store, errors():
+        data = read_wasm(wasm) if wasm is not None else None
+        arg_bytes = None
+        if arg is not None:
+            if data is None:
+                raise fail("--arg needs the WASM (its init arguments type the argument)", 2)
+            iface = api.module_interface(parse_module(data))
+            arg_bytes = encode_args(arg, iface.init_args if iface is not None else None)
+        _apply_scale(store, scale, name)
+        if data is None and not resume:
+            raise fail("missing WASM: give the module to upgrade to (or --resume to finish a migration)", 2)
+        plan = plan_upgrade(store, name, data, mode, force=force, skip_pre_upgrade=skip_pre_upgrade)
+        if not as_json:
+            out.print(plan.format_text(), highlight=False, soft_wrap=True, markup=False)
+        try:
+            with MigrationProgress(err, name, enabled=not as_json) as progress:
+                outcome = run_upgrade(store, name, data, arg=arg_bytes, mode=mode, skip_pre_upgrade=skip_pre_upgrade,
+                                      dry_run=dry_run, resume=resume, force=force, on_progress=progress)
+        except UpgradeRefusedError as exc:
+            if as_json:
+                print_json({"refused": True, "error": str(exc), "plan": exc.plan.to_dict()})
+            raise
+    if as_json:
+        print_json(outcome.to_dict())
+    else:
+        out.print(outcome.summary(), highlight=False, markup=False)
+
+
+def _graph_copy_step(ctx: typer.Context, name: str, scale: float | None, as_json: bool, step: str) -> None:
+    from cli.progress import MigrationProgress, describe
+    from migrate import destabilize, stabilize
+
+    with opened(ctx) as store, errors():
+        _apply_scale(store, scale, name)
+        with MigrationProgress(err, name, enabled=not as_json) as progress:
+            rec = (stabilize if step == "stabilize" else destabilize)(store, name, on_progress=progress)
+    if as_json:
+        print_json(rec)
+    elif step == "stabilize":
+        out.print(f"{name}: stabilized ({describe(rec)}); now `graphcopy upgrade {name} WASM --mode graph-copy`",
+                  highlight=False)
+    else:
+        out.print(f"{name}: destabilized, migration done ({describe(rec)})", highlight=False)
+
+
+@app.command("stabilize-before-upgrade")
+def stabilize_before_upgrade(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Canister name or principal.")],
+    scale: ScaleOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Copy a Motoko canister's heap into stable memory (graph copy), every increment to the end."""
+    _graph_copy_step(ctx, name, scale, as_json, "stabilize")
+
+
+@app.command("destabilize-after-upgrade")
+def destabilize_after_upgrade(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Canister name or principal.")],
+    scale: ScaleOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Rebuild a Motoko canister's heap from stable memory after a graph-copy upgrade."""
+    _graph_copy_step(ctx, name, scale, as_json, "destabilize")
 
 
 # --------------------------------------------------------------------------- db commands

@@ -7,6 +7,7 @@ exactly these. Arguments and replies are Candid bytes here; ``persist.candid`` c
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -302,17 +303,19 @@ def _raise_for(name: str, method: str, response: tuple[str, bytes, int, str] | N
     raise CanisterRejectError(code, text)
 
 
-def call(store: Store, name: str, method: str, arg: bytes = EMPTY_ARGS) -> CallResult:
+def call(store: Store, name: str, method: str, arg: bytes = EMPTY_ARGS, *,
+         on_message: Callable[[int], None] | None = None) -> CallResult:
     """Call ``method`` as the store's identity: an update commits, a query discards its changes.
 
     Raises CanisterTrapError (the canister's trap message; nothing changed) or CanisterRejectError.
-    Queued messages the call causes (callbacks, self-calls, other canisters) run before it returns.
+    Queued messages the call causes (callbacks, self-calls, other canisters) run before it returns;
+    ``on_message`` is called after each of them (see ``execution.run_pending``).
     """
     with db.read_transaction(store.engine) as conn:
         row = canister_row(conn, name)
         pending = execution.has_pending_work(conn)
     if pending:  # what an earlier command left behind runs first
-        execution.run_pending(store)
+        execution.run_pending(store, on_message=on_message)
         with db.read_transaction(store.engine) as conn:
             row = canister_row(conn, name)
     if row.module_hash is None:
@@ -344,7 +347,7 @@ def call(store: Store, name: str, method: str, arg: bytes = EMPTY_ARGS) -> CallR
             return st != "pending"
 
         seq_before = _last_log_seq(store, row.id)
-        execution.run_pending(store, until=answered)
+        execution.run_pending(store, until=answered, on_message=on_message)
         with db.transaction(store.engine) as conn:
             ing = conn.execute(sa.select(schema.ingress).where(schema.ingress.c.id == ingress_id)).one()
             logs += list(conn.execute(sa.select(schema.logs.c.message).where(
@@ -358,7 +361,7 @@ def call(store: Store, name: str, method: str, arg: bytes = EMPTY_ARGS) -> CallR
         response = (("reply", bytes(ing.reply or b""), 0, "") if ing.status == "replied"
                     else ("reject", b"", int(ing.reject_code), str(ing.reject_message)))
     # Whatever the call set going (callbacks of others, timers) runs on before we return.
-    execution.run_pending(store)
+    execution.run_pending(store, on_message=on_message)
     reply = _raise_for(name, method, response, row.principal)
     return CallResult(method=method, kind=kind, reply=reply, logs=logs, instructions=0)
 

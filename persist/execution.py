@@ -559,12 +559,15 @@ def execute_timer(store: Store, row: sa.Row[Any]) -> None:
     _commit_update(store, row, live, ctx, {"system": "timer"}, message_id=None)
 
 
-def run_pending(store: Store, *, until: Callable[[], bool] | None = None, max_messages: int | None = None) -> int:
+def run_pending(store: Store, *, until: Callable[[], bool] | None = None, max_messages: int | None = None,
+                on_message: Callable[[int], None] | None = None) -> int:
     """Execute queued messages (oldest first) and due timers, until the queue is empty.
 
     Returns how many were executed. ``until`` stops early once it returns True (checked between
     messages); ``max_messages`` bounds the work of one call, and what is left stays queued. Each
     due timer fires at most once per call, so a timer that re-arms itself cannot keep it busy.
+    ``on_message`` is called after each message or timer, once its transaction has ended, with the
+    id of the canister it ran on (progress displays read what the message committed).
     """
     limit = store.max_messages_per_command if max_messages is None else max_messages
     done = 0
@@ -576,6 +579,8 @@ def run_pending(store: Store, *, until: Callable[[], bool] | None = None, max_me
         if msg is not None:
             _run_guarded(store, execute_request if msg.kind == "request" else execute_response, msg)
             done += 1
+            if on_message is not None:
+                on_message(int(msg.canister_id))
             continue
         if not due:
             break
@@ -583,6 +588,8 @@ def run_pending(store: Store, *, until: Callable[[], bool] | None = None, max_me
             fired.add(row.id)
             _run_guarded(store, execute_timer, row)
             done += 1
+            if on_message is not None:
+                on_message(int(row.id))
     return done
 
 

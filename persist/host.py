@@ -14,6 +14,7 @@ changed pages back. ``bench/messages.py`` measures what this costs per heap size
 from __future__ import annotations
 
 import ctypes
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -189,6 +190,12 @@ class LiveCanister:
             self.dirty = wasmtime.Memory(self.store, wasmtime.MemoryType(wasmtime.Limits(map_pages, None)))
             self.loaded = wasmtime.Memory(self.store, wasmtime.MemoryType(wasmtime.Limits(map_pages, None)))
 
+        # Host functions reach this object through a weak proxy: wasmtime-py keeps every Python
+        # host function alive in a process-wide table until the wasmtime store is dropped, and the
+        # store is ours, so a strong reference would keep every instance (and its memories) alive.
+        me = weakref.proxy(self)
+        # A kept heap shares the predecessor's helper, whose host functions point at the predecessor.
+        self._keepalive: LiveCanister | None = pred if pred is not None and keep_heap else None
         if pred is not None and keep_heap:
             self.helper = pred.helper
         else:
@@ -199,8 +206,9 @@ class LiveCanister:
             linker.define(self.store, "graphcopy", "loaded", self.loaded)
             linker.define_func("graphcopy", "load_pages",
                                wasmtime.FuncType([wasmtime.ValType.i64(), wasmtime.ValType.i64()], []),
-                               self._load_pages)
-            linker.define_func("graphcopy", "fail", wasmtime.FuncType([wasmtime.ValType.i32()], []), self._fail)
+                               lambda first, count: me._load_pages(first, count))
+            linker.define_func("graphcopy", "fail", wasmtime.FuncType([wasmtime.ValType.i32()], []),
+                               lambda code: me._fail(code))
             self.helper = linker.instantiate(self.store, runtime.helper_module(self.heap_is_64))
         hx = self.helper.exports(self.store)
         self._g_size = _global(hx, "size")
@@ -219,7 +227,7 @@ class LiveCanister:
                                  (self._g_written, pred._g_written)):
                 mine.set_value(self.store, theirs.value(self.store))
 
-        api = build_system_api(self)
+        api = build_system_api(me)
         canister_linker = wasmtime.Linker(runtime.engine)
         canister_linker.define(self.store, "graphcopy", "heap", self.heap)
         for imp in module.imports:

@@ -1,0 +1,129 @@
+"""Execute an upgrade the safe way: plan first, then keep, replace or graph copy; resumable.
+
+``upgrade(store, name, wasm, ...)`` is what ``graphcopy upgrade`` runs. It plans
+(``migrate.plan``), refuses what the plan refuses (UpgradeRefusedError, nothing changed), and then:
+
+* ``keep`` / ``replace``: one ``install_code`` upgrade (``persist.install_code.upgrade_code``): one
+  transaction, so a crash or a trap leaves the old module, heap and stable memory;
+* ``graph-copy``: ``migrate.graph_copy.run``: stabilize, upgrade with replace, destabilize, every
+  increment committed with the migration record.
+
+A canister with an unfinished graph-copy migration is never upgraded any other way: every call
+(with ``resume=True``, or the same command again) continues that migration to its end.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from migrate import graph_copy
+from migrate import record as records
+from migrate.graph_copy import MigrationStateError, ProgressFn
+from migrate.plan import UpgradePlan, UpgradeRefusedError, plan_upgrade
+from migrate.record import Record
+from persist.api import EMPTY_ARGS
+from persist.install_code import upgrade_code
+from persist.store import Store
+
+
+@dataclass
+class UpgradeOutcome:
+    """What ``upgrade`` did. ``executed`` is False for a dry run or when there was nothing to do."""
+
+    name: str
+    path: str
+    executed: bool
+    dry_run: bool
+    resumed: bool
+    old_module_hash: str
+    new_module_hash: str
+    seconds: float
+    instructions: int | None = None  # of the install_code upgrade step
+    migration: Record | None = None  # the final record of a graph copy
+    plan: UpgradePlan | None = field(default=None, repr=False)
+
+    def summary(self) -> str:
+        """One line for people."""
+        if self.dry_run:
+            return f"{self.name}: dry run, nothing changed (path: {self.path})"
+        if not self.executed:
+            return f"{self.name}: nothing to do: it already runs module {self.new_module_hash[:16]}…"
+        what = {"keep": "upgraded, heap kept", "replace": "upgraded on a fresh heap",
+                "graph-copy": "upgraded by graph copy"}.get(self.path, self.path)
+        extra = ""
+        if self.migration is not None:
+            inc = self.migration.get("increments", {})
+            extra = (f", {inc.get('stabilize', 0)} stabilization + {inc.get('destabilize', 0)} destabilization "
+                     "increments")
+        elif self.instructions is not None:
+            extra = f", {self.instructions:,} instructions"
+        return (f"{self.name}: {what}{' (resumed)' if self.resumed else ''}: module {self.old_module_hash[:16]}… -> "
+                f"{self.new_module_hash[:16]}… in {self.seconds:.2f} s{extra}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (with the plan)."""
+        return {"name": self.name, "path": self.path, "executed": self.executed, "dry_run": self.dry_run,
+                "resumed": self.resumed, "old_module_hash": self.old_module_hash,
+                "new_module_hash": self.new_module_hash, "seconds": round(self.seconds, 3),
+                "instructions": self.instructions, "migration": self.migration,
+                "plan": self.plan.to_dict() if self.plan is not None else None}
+
+
+def upgrade(
+    store: Store,
+    name: str,
+    wasm: bytes | None,
+    *,
+    arg: bytes | None = None,
+    mode: str = "auto",
+    skip_pre_upgrade: bool = False,
+    dry_run: bool = False,
+    resume: bool = False,
+    force: bool = False,
+    on_progress: ProgressFn | None = None,
+) -> UpgradeOutcome:
+    """Upgrade canister ``name`` to ``wasm`` along the path ``plan_upgrade`` picks for ``mode``.
+
+    ``arg`` is the Candid-encoded argument of post_upgrade (default ``()``; a resumed migration
+    reuses the recorded one). ``dry_run`` plans only. ``resume`` finishes an unfinished graph-copy
+    migration (``wasm`` may then be None: the recorded target) and, when none is unfinished, does
+    nothing if the canister already runs ``wasm``. ``force`` lets an incompatible keep through to
+    the canister's own runtime check, and allows a replace that discards a heap of stable
+    variables. ``on_progress(record)`` is called after every message of a graph copy.
+
+    Raises UpgradeRefusedError (with ``.plan``; nothing changed), MigrationStateError,
+    NotAuthorizedError (not a controller), UpgradeOptionError, CanisterTrapError (the canister
+    trapped: a keep/replace upgrade is rolled back; a graph copy is marked failed and resumable).
+    """
+    t0 = time.perf_counter()
+    rec = records.read(store, name)
+    unfinished = records.unfinished(rec)
+    if wasm is None and not unfinished:
+        raise MigrationStateError(
+            f"canister {name!r} has no migration to resume; give the WASM to upgrade to" if resume
+            else "give the WASM module to upgrade to")
+    plan = plan_upgrade(store, name, wasm, mode, force=force, skip_pre_upgrade=skip_pre_upgrade)
+
+    def outcome(executed: bool, **kw: Any) -> UpgradeOutcome:
+        return UpgradeOutcome(name=name, path=plan.path, executed=executed, dry_run=dry_run,
+                              resumed=unfinished, old_module_hash=plan.old.module_hash,
+                              new_module_hash=plan.new.module_hash, seconds=time.perf_counter() - t0,
+                              plan=plan, **kw)
+
+    if resume and not unfinished and plan.old.module_hash == plan.new.module_hash:
+        plan.path = "none"
+        plan.reasons.insert(0, "the canister already runs this module and no migration is unfinished")
+        return outcome(False)
+    if plan.path == "refuse":
+        raise UpgradeRefusedError(plan)
+    if dry_run:
+        return outcome(False)
+    if plan.path == "graph-copy":
+        final = graph_copy.run(store, name, wasm, arg=arg, on_progress=on_progress)
+        return outcome(True, migration=final)
+    assert wasm is not None
+    res = upgrade_code(store, name, wasm, arg=arg if arg is not None else EMPTY_ARGS,
+                       skip_pre_upgrade=skip_pre_upgrade, wasm_memory_persistence=plan.wasm_memory_persistence)
+    return outcome(True, instructions=res.instructions)
