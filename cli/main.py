@@ -372,6 +372,35 @@ def tick(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 
 
 @app.command()
+def check(
+    ctx: typer.Context,
+    old: Annotated[str, typer.Argument(help="Old side: a .wasm, a .most file, or an installed canister's name.")],
+    new: Annotated[str, typer.Argument(help="New side: a .wasm, a .most file, or an installed canister's name.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Is an upgrade from OLD to NEW safe for the stable data? Lists every incompatibility.
+
+    Exit code 0 compatible, 1 incompatible, 2 error (unreadable input, no stable signature)."""
+    from migrate.check import check as check_fn
+
+    def needs_store() -> bool:
+        return not (Path(old).is_file() and Path(new).is_file())
+
+    with errors():
+        if needs_store():
+            with opened(ctx) as store:
+                result = check_fn(old, new, store=store)
+        else:
+            result = check_fn(old, new)
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        out.print(result.format_text(), highlight=False, markup=False)
+    if not result.compatible:
+        raise typer.Exit(1)
+
+
+@app.command()
 def demo(
     ctx: typer.Context,
     entries: Annotated[int, typer.Option("--entries", help="How many ledger entries to load.", min=1)] = 20_000,

@@ -59,7 +59,7 @@ from migrate.stable_types import (
 from persist import db, schema
 from persist.errors import CanisterStateError, GraphcopyError, UpgradeOptionError
 from persist.store import Store, canister_row
-from persist.wasm_module import EOP_SECTION, ModuleInfo
+from persist.wasm_module import EOP_SECTION, ModuleInfo, parse_module
 
 MODES = ("auto", "keep", "replace", "graph-copy")
 PATHS = ("keep", "replace", "graph-copy", "refuse", "none")
@@ -269,6 +269,14 @@ def _old_side(store: Store, name: str, info: ModuleInfo, new_info: ModuleInfo, w
                         f"({differences[0]}); the persisted one is checked")
     named = _renamed(persisted, _labels([from_module, _module_signature(new_info)]))
     return _side(info, named, format_signature(named), "persisted descriptor")
+
+
+def canister_side(store: Store, name: str, warnings: list[str]) -> ModuleSide:
+    """The stable type of the data an installed canister holds: its persisted descriptor, checked
+    against (and named by) its module's section, as the planner's old side uses it."""
+    _, wasm = _current_module(store, name)
+    info = parse_module(wasm)
+    return _old_side(store, name, info, info, warnings)
 
 
 def _current_module(store: Store, name: str) -> tuple[str, bytes]:

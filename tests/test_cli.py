@@ -120,3 +120,25 @@ def test_demo_runs_on_sqlite(tmp_path: Path) -> None:
     assert doc["ledger"]["count"] == "(3_000 : nat)"
     assert doc["reopened_digest_matches"] is True
     assert doc["counter"]["get"] == "(42 : nat)"
+    assert doc["upgrades"]["keep"] == {"path": "keep", "seconds": doc["upgrades"]["keep"]["seconds"], "kept": True}
+    gcopy = doc["upgrades"]["graph_copy"]
+    assert gcopy["path"] == "graph-copy" and gcopy["digest_matches"] is True
+    assert gcopy["increments"]["stabilize"] > 1 and gcopy["increments"]["destabilize"] >= 1  # chunked
+
+
+def test_check_files_and_canisters(sqlite_url: str) -> None:
+    v1, v2 = COUNTER, str(EXAMPLES / "counter" / "counter_v2.wasm")
+    most = str(EXAMPLES / "counter" / "counter_v2.most")
+    code, out, _ = gc(sqlite_url, "check", v1, v2)
+    assert code == 0 and "compatible" in out
+    code, out, _ = gc(sqlite_url, "check", v2, v1)
+    assert code == 1 and out.count("[drop-stable-variable]") == 2  # both dropped variables, not only the first
+    doc = json.loads(gc(sqlite_url, "check", v2, v1, "--json")[1])
+    assert doc["compatible"] is False and {e["path"] for e in doc["errors"]} == {"step", "upgrades"}
+    assert all(e["hint"] for e in doc["errors"])
+    gc(sqlite_url, "install", "counter", v1)
+    code, out, _ = gc(sqlite_url, "check", "counter", most)
+    assert code == 0 and "persisted descriptor" in out
+    code, _, err = gc(sqlite_url, "check", "counter", __file__)
+    assert code == 2 and err.strip().count("\n") == 0
+    assert gc(sqlite_url, "check", "nosuch", most)[0] == 2

@@ -1,0 +1,96 @@
+"""``check``: is an upgrade from OLD to NEW safe for the data? Answered before anything is touched.
+
+OLD and NEW are each a module (``.wasm``/``.wasm.gz``: its ``motoko:stable-types`` section), a
+``.most`` stable signature file, or the name of an installed canister (the stable type its heap
+registered, read from the persisted descriptor and named from its module's section). The answer
+lists every incompatibility (``migrate.compat``), not only the first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from migrate.compat import CompatReport, check_compatibility
+from migrate.errors import StableTypeError
+from migrate.plan import canister_side
+from migrate.stable_types import StableSignature, format_signature, parse_signature
+from persist.errors import GraphcopyError
+from persist.store import Store
+from persist.wasm_module import parse_module
+
+
+class NoSignatureError(GraphcopyError):
+    """The input has no stable signature (not a Motoko module, or an unreadable file)."""
+
+    exit_code = 2
+
+
+@dataclass
+class CheckResult:
+    """The verdict of ``check`` with both signatures and where they came from."""
+
+    old_source: str
+    new_source: str
+    old: StableSignature
+    new: StableSignature
+    report: CompatReport
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def compatible(self) -> bool:
+        return self.report.compatible
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (the report's own dict plus the inputs)."""
+        return {"compatible": self.compatible, "old": {"source": self.old_source, "stable_types":
+                                                       format_signature(self.old)},
+                "new": {"source": self.new_source, "stable_types": format_signature(self.new)},
+                "warnings": self.warnings, **self.report.to_dict()}
+
+    def format_text(self) -> str:
+        """For people: the inputs, then the report (every issue with path, types, rule and hint)."""
+        head = [f"old: {self.old_source}", f"new: {self.new_source}"]
+        head += [f"warning: {w}" for w in self.warnings]
+        return "\n".join(head) + "\n" + self.report.format_text()
+
+
+def load_signature(source: str, store: Store | None) -> tuple[StableSignature, str, list[str]]:
+    """The stable signature named by ``source`` (a file, or a canister of ``store``), a description
+    of where it came from, and warnings."""
+    path = Path(source)
+    if path.is_file():
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise NoSignatureError(f"cannot read {source}: {exc.strerror}") from exc
+        if path.suffix == ".most":
+            return _parse(data, source), f"{source} (stable signature file)", []
+        info = parse_module(data)
+        text = info.stable_types
+        if text is None:
+            raise NoSignatureError(f"{source} has no stable signature (no motoko:stable-types section): "
+                                   "it is not a Motoko canister module")
+        return _parse(text, source), f"{source} (module section)", []
+    if store is None:
+        raise NoSignatureError(f"{source} is neither a file nor, without a store, a canister name")
+    warnings: list[str] = []
+    side = canister_side(store, source, warnings)
+    if side.signature is None:
+        raise NoSignatureError(f"canister {source!r} has no stable signature (not a Motoko canister)")
+    return side.signature, f"canister {source} ({side.signature_source})", warnings
+
+
+def _parse(text: str | bytes, source: str) -> StableSignature:
+    try:
+        return parse_signature(text)
+    except StableTypeError as exc:
+        raise StableTypeError(f"{source}: {exc}") from exc
+
+
+def check(old: str, new: str, *, store: Store | None = None) -> CheckResult:
+    """Compare the stable signatures of ``old`` and ``new`` (files or canister names)."""
+    old_sig, old_src, w1 = load_signature(old, store)
+    new_sig, new_src, w2 = load_signature(new, store)
+    return CheckResult(old_src, new_src, old_sig, new_sig, check_compatibility(old_sig, new_sig), w1 + w2)
