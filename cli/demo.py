@@ -74,7 +74,8 @@ def _upgrade_both_ways(store: Store, say: Any) -> dict[str, Any]:
     inc = (res.migration or {}).get("increments", {})
     say(f"upgraded demo-ledger by [bold]graph copy[/] ({inc.get('stabilize', 0)} stabilization and "
         f"{inc.get('destabilize', 0)} destabilization increments, each one committed) in {res.seconds:.1f} s: "
-        f"digest → {again}" + (" [green](identical)[/]" if again == digest else " [red](DIFFERENT)[/]"), highlight=False)
+        f"digest → {again}" + (" [green](identical)[/]" if again == digest else " [red](DIFFERENT)[/]"),
+        highlight=False)
     out["graph_copy"] = {"path": res.path, "seconds": round(res.seconds, 2), "increments": inc,
                          "digest_matches": again == digest}
     if after != before or again != digest:
