@@ -81,6 +81,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+import leb128
+
 from migrate.errors import DescriptorError, NoDescriptorError, StableTypeError
 from migrate.stable_types import ANY as ANY_TYPE
 from migrate.stable_types import NONE as NONE_TYPE
@@ -458,24 +460,11 @@ class _Reader:
 
 
 def _put_uleb(out: bytearray, value: int) -> None:
-    while True:
-        b = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return
+    out += leb128.u.encode(value)
 
 
 def _put_sleb(out: bytearray, value: int) -> None:
-    while True:
-        b = value & 0x7F
-        value >>= 7
-        done = (value == 0 and not b & 0x40) or (value == -1 and b & 0x40)
-        out.append(b if done else b | 0x80)
-        if done:
-            return
+    out += leb128.i.encode(value)
 
 
 # --------------------------------------------------------------------------- decoding

@@ -61,6 +61,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, TypeAlias, TypeVar, cast
 
+import leb128
+
 from persist.errors import CandidError
 from persist.principal import MAX_PRINCIPAL_BYTES, Principal
 
@@ -1634,27 +1636,14 @@ def encode_args(text: str, types: Sequence[CType] | None) -> bytes:
 # =============================================================================================
 
 
+# LEB128 encoding comes from the `leb128` package; decoding stays in `_Reader` below, which needs
+# position tracking, size bounds against hostile input and CandidError messages.
 def _uleb(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
+    return bytes(leb128.u.encode(n))
 
 
 def _sleb(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        if (n == 0 and not byte & 0x40) or (n == -1 and byte & 0x40):
-            out.append(byte)
-            return bytes(out)
-        out.append(byte | 0x80)
+    return bytes(leb128.i.encode(n))
 
 
 class _TypeTable:

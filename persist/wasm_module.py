@@ -24,6 +24,8 @@ import gzip
 import hashlib
 from dataclasses import dataclass, field
 
+import leb128
+
 from persist.errors import InvalidModuleError
 
 WASM_MAGIC = b"\0asm\x01\0\0\0"
@@ -171,16 +173,8 @@ class _Reader:
 
 
 def leb_u(value: int) -> bytes:
-    """Unsigned LEB128 encoding."""
-    out = bytearray()
-    while True:
-        b = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
+    """Unsigned LEB128 encoding (the `leb128` package)."""
+    return bytes(leb128.u.encode(value))
 
 
 def _name(text: str) -> bytes:
