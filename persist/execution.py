@@ -194,11 +194,13 @@ def write_state(conn: sa.Connection, row: sa.Row[Any], live: LiveCanister, *, ti
     return Commit(heap_changed, stable_dirty)
 
 
-def finish_commit(store: Store, row: sa.Row[Any], live: LiveCanister, commit: Commit) -> None:
-    """After the transaction committed: the live instance's current state is the new baseline."""
+def finish_commit(store: Store, row: sa.Row[Any], live: LiveCanister, commit: Commit,
+                  module_hash: str | None = None) -> None:
+    """After the transaction committed: the live instance's current state is the new baseline
+    (``module_hash``: the module it now runs, if the commit installed another one)."""
     live.commit(commit.heap, commit.stable)
     live.version = int(row.version) + 1
-    store.remember(row.id, CachedCanister(live, int(row.version) + 1, row.module_hash))
+    store.remember(row.id, CachedCanister(live, live.version, module_hash or row.module_hash))
 
 
 def append_logs(conn: sa.Connection, canister_id: int, lines: list[tuple[int, str, str]]) -> None:
@@ -542,10 +544,8 @@ def execute_timer(store: Store, row: sa.Row[Any]) -> None:
     live = live_canister(store, row)
     live.timer_ns = 0
     ctx = MessageContext(kind=TIMER, time_ns=message_time(row))
-    if "canister_global_timer" not in live.info.system:
-        result_trap: str | None = None
-        ctx.logs = []
-    else:
+    result_trap: str | None = None
+    if "canister_global_timer" in live.info.system:
         result_trap = live.run(ctx, store.limits.update_instructions, "canister_global_timer").trap
     if result_trap is not None:
         undo(store, row.id, live)
@@ -553,7 +553,6 @@ def execute_timer(store: Store, row: sa.Row[Any]) -> None:
             c = schema.canisters.c
             conn.execute(schema.canisters.update().where(c.id == row.id).values(timer_ns=0))
             append_logs(conn, row.id, ctx_logs(ctx, result_trap))
-        live.timer_ns = 0
         forget_live(store, row.id)  # its timer changed underneath the cached row version
         return
     _commit_update(store, row, live, ctx, {"system": "timer"}, message_id=None)

@@ -19,7 +19,7 @@ from persist import db, execution, pages
 from persist.api import EMPTY_ARGS, _controller_row, store_module
 from persist.errors import CanisterStateError, CanisterTrapError, UpgradeOptionError
 from persist.host import PAGE, LiveCanister
-from persist.store import CachedCanister, Store
+from persist.store import Store
 from persist.system_api import POST_UPGRADE, PRE_UPGRADE, MessageContext
 
 MISSING_OPTION = ("Missing upgrade option: Enhanced orthogonal persistence requires the "
@@ -121,9 +121,7 @@ def upgrade_code(
     except BaseException:
         execution.undo(store, row.id, old)
         raise
-    new.commit(commit.heap, commit.stable)
-    new.version = int(row.version) + 1
-    store.remember(row.id, CachedCanister(new, int(row.version) + 1, info.hash))
+    execution.finish_commit(store, row, new, commit, module_hash=info.hash)
     return UpgradeResult(name=name, old_module_hash=row.module_hash, new_module_hash=info.hash,
                          wasm_memory_persistence=wasm_memory_persistence, skip_pre_upgrade=skip_pre_upgrade,
                          instructions=used, heap_bytes=new.heap_pages * PAGE, stable_bytes=new.stable_pages * PAGE,
