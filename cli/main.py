@@ -32,6 +32,9 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="graphcopy's own database schema (Alembic revisions).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+snapshot_app = typer.Typer(help="Snapshots of a canister's state (pages shared between snapshots).",
+                           no_args_is_help=True)
+app.add_typer(snapshot_app, name="snapshot")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -455,10 +458,15 @@ def upgrade(
     force: Annotated[bool, typer.Option(
         "--force", help="Let an incompatible keep reach the canister's own check (it traps and rolls back), or "
                         "allow a replace that discards stable variables.")] = False,
+    no_snapshot: Annotated[bool, typer.Option(
+        "--no-snapshot", help="Do not take a snapshot first (then `graphcopy rollback` cannot undo this upgrade).")]
+        = False,
     scale: ScaleOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Upgrade a canister: print the plan, then keep the heap, replace it, or graph-copy it."""
+    """Upgrade a canister: print the plan, then keep the heap, replace it, or graph-copy it.
+
+    A snapshot is taken first (unless --no-snapshot); `graphcopy rollback NAME` restores it."""
     from cli.progress import MigrationProgress
     from migrate import UpgradeRefusedError, plan_upgrade
     from migrate import upgrade as run_upgrade
@@ -483,7 +491,8 @@ def upgrade(
         try:
             with MigrationProgress(err, name, enabled=not as_json) as progress:
                 outcome = run_upgrade(store, name, data, arg=arg_bytes, mode=mode, skip_pre_upgrade=skip_pre_upgrade,
-                                      dry_run=dry_run, resume=resume, force=force, on_progress=progress)
+                                      dry_run=dry_run, resume=resume, force=force, on_progress=progress,
+                                      snapshot=not no_snapshot)
         except UpgradeRefusedError as exc:
             if as_json:
                 print_json({"refused": True, "error": str(exc), "plan": exc.plan.to_dict()})
@@ -531,6 +540,117 @@ def destabilize_after_upgrade(
 ) -> None:
     """Rebuild a Motoko canister's heap from stable memory after a graph-copy upgrade."""
     _graph_copy_step(ctx, name, scale, as_json, "destabilize")
+
+
+# --------------------------------------------------------------------------- snapshots
+
+
+def _snapshot_line(info: Any) -> str:
+    label = f" {info.label!r}" if info.label else ""
+    return (f"snapshot {info.id}{label} of {info.canister}: module {(info.module_hash or '-')[:16]}…, "
+            f"heap {human_bytes(info.heap_pages * 65536)} ({info.stored_heap_pages} stored pages), "
+            f"stable {human_bytes(info.stable_pages * 65536)} ({info.stored_stable_pages} stored pages), "
+            f"{human_bytes(info.bytes_new)} new")
+
+
+@snapshot_app.command("take")
+def snapshot_take(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Canister name or principal.")],
+    label: Annotated[str | None, typer.Option("--label", help="A note kept with the snapshot.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Snapshot a canister's module, heap, stable memory and metadata (only new pages cost storage)."""
+    from persist import snapshots
+
+    with opened(ctx) as store, errors():
+        info = snapshots.take_snapshot(store, name, label=label)
+    if as_json:
+        print_json(info)
+    else:
+        out.print(_snapshot_line(info), highlight=False)
+
+
+@snapshot_app.command("list")
+def snapshot_list(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Canister name or principal.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """List a canister's snapshots, oldest first."""
+    from persist import snapshots
+
+    with opened(ctx) as store, errors():
+        infos = snapshots.list_snapshots(store, name)
+    if as_json:
+        print_json(infos)
+        return
+    if not infos:
+        out.print(f"{name}: no snapshots", highlight=False)
+        return
+    t = Table("id", "taken", "label", "module", "version", "heap", "stable", "new bytes", "purpose")
+    for i in infos:
+        purpose = i.purpose or ""
+        if i.rolled_back_at_ns:
+            purpose += " (rolled back)"
+        t.add_row(str(i.id), when(i.created_at_ns), escape(i.label or ""), (i.module_hash or "-")[:16],
+                  str(i.version), f"{i.stored_heap_pages}/{i.heap_pages}", f"{i.stored_stable_pages}/{i.stable_pages}",
+                  human_bytes(i.bytes_new), purpose)
+    out.print(t)
+
+
+@snapshot_app.command("load")
+def snapshot_load(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Canister name or principal.")],
+    snapshot_id: Annotated[int, typer.Argument(help="The snapshot's id (see `graphcopy snapshot list`).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Restore a canister to a snapshot exactly (module, memories, metadata); allowed mid-migration."""
+    from persist import snapshots
+
+    with opened(ctx) as store, errors():
+        info = snapshots.load_snapshot(store, name, snapshot_id)
+    if as_json:
+        print_json(info)
+    else:
+        out.print(f"{name}: loaded snapshot {info.id} (module {(info.module_hash or '-')[:16]}…)", highlight=False)
+
+
+@snapshot_app.command("delete")
+def snapshot_delete(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Canister name or principal.")],
+    snapshot_id: Annotated[int, typer.Argument(help="The snapshot's id.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete a snapshot (and the stored pages no other snapshot uses)."""
+    from persist import snapshots
+
+    with opened(ctx) as store, errors():
+        snapshots.delete_snapshot(store, name, snapshot_id)
+    if as_json:
+        print_json({"name": name, "deleted": snapshot_id})
+    else:
+        out.print(f"{name}: deleted snapshot {snapshot_id}", highlight=False)
+
+
+@app.command()
+def rollback(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Canister name or principal.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Restore the state from before the canister's last upgrade (the snapshot that upgrade took)."""
+    from persist import snapshots
+
+    with opened(ctx) as store, errors():
+        info = snapshots.rollback(store, name)
+    if as_json:
+        print_json(info)
+    else:
+        out.print(f"{name}: rolled back to snapshot {info.id} (module {(info.module_hash or '-')[:16]}…)",
+                  highlight=False)
 
 
 # --------------------------------------------------------------------------- db commands

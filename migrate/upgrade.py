@@ -14,6 +14,7 @@ A canister with an unfinished graph-copy migration is never upgraded any other w
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +24,9 @@ from migrate import record as records
 from migrate.graph_copy import MigrationStateError, ProgressFn
 from migrate.plan import UpgradePlan, UpgradeRefusedError, plan_upgrade
 from migrate.record import Record
+from persist import snapshots
 from persist.api import EMPTY_ARGS
+from persist.errors import GraphcopyError
 from persist.install_code import upgrade_code
 from persist.store import Store
 
@@ -42,6 +45,7 @@ class UpgradeOutcome:
     seconds: float
     instructions: int | None = None  # of the install_code upgrade step
     migration: Record | None = None  # the final record of a graph copy
+    snapshot_id: int | None = None  # the snapshot taken before the upgrade (``graphcopy rollback`` loads it)
     plan: UpgradePlan | None = field(default=None, repr=False)
 
     def summary(self) -> str:
@@ -59,6 +63,8 @@ class UpgradeOutcome:
                      "increments")
         elif self.instructions is not None:
             extra = f", {self.instructions:,} instructions"
+        if self.snapshot_id is not None:
+            extra += f"; snapshot {self.snapshot_id} taken before (`graphcopy rollback {self.name}` restores it)"
         return (f"{self.name}: {what}{' (resumed)' if self.resumed else ''}: module {self.old_module_hash[:16]}… -> "
                 f"{self.new_module_hash[:16]}… in {self.seconds:.2f} s{extra}")
 
@@ -67,7 +73,7 @@ class UpgradeOutcome:
         return {"name": self.name, "path": self.path, "executed": self.executed, "dry_run": self.dry_run,
                 "resumed": self.resumed, "old_module_hash": self.old_module_hash,
                 "new_module_hash": self.new_module_hash, "seconds": round(self.seconds, 3),
-                "instructions": self.instructions, "migration": self.migration,
+                "instructions": self.instructions, "migration": self.migration, "snapshot_id": self.snapshot_id,
                 "plan": self.plan.to_dict() if self.plan is not None else None}
 
 
@@ -83,6 +89,7 @@ def upgrade(
     resume: bool = False,
     force: bool = False,
     on_progress: ProgressFn | None = None,
+    snapshot: bool = True,
 ) -> UpgradeOutcome:
     """Upgrade canister ``name`` to ``wasm`` along the path ``plan_upgrade`` picks for ``mode``.
 
@@ -92,6 +99,10 @@ def upgrade(
     nothing if the canister already runs ``wasm``. ``force`` lets an incompatible keep through to
     the canister's own runtime check, and allows a replace that discards a heap of stable
     variables. ``on_progress(record)`` is called after every message of a graph copy.
+    ``snapshot`` (default) takes a snapshot before anything changes (not when resuming a migration:
+    that one was taken when it began); ``persist.snapshots.rollback`` restores it. Its id is in the
+    outcome and in the upgrade's history entry. A keep/replace upgrade that fails changed nothing and
+    drops its snapshot; a graph copy keeps it whatever happens (loading it is the way back).
 
     Raises UpgradeRefusedError (with ``.plan``; nothing changed), MigrationStateError,
     NotAuthorizedError (not a controller), UpgradeOptionError, CanisterTrapError (the canister
@@ -120,10 +131,22 @@ def upgrade(
         raise UpgradeRefusedError(plan)
     if dry_run:
         return outcome(False)
+    snap_id: int | None = None
+    if snapshot and not unfinished:
+        snap_id = snapshots.take_snapshot(
+            store, name, label=f"before upgrade to {plan.new.module_hash[:16]}", purpose=snapshots.UPGRADE_PURPOSE,
+            upgrade_to=plan.new.module_hash).id
     if plan.path == "graph-copy":
         final = graph_copy.run(store, name, wasm, arg=arg, on_progress=on_progress)
-        return outcome(True, migration=final)
+        return outcome(True, migration=final, snapshot_id=snap_id)
     assert wasm is not None
-    res = upgrade_code(store, name, wasm, arg=arg if arg is not None else EMPTY_ARGS,
-                       skip_pre_upgrade=skip_pre_upgrade, wasm_memory_persistence=plan.wasm_memory_persistence)
-    return outcome(True, instructions=res.instructions)
+    try:
+        res = upgrade_code(store, name, wasm, arg=arg if arg is not None else EMPTY_ARGS,
+                           skip_pre_upgrade=skip_pre_upgrade, wasm_memory_persistence=plan.wasm_memory_persistence,
+                           history_detail={"snapshot_id": snap_id} if snap_id is not None else None)
+    except Exception:
+        if snap_id is not None:  # the upgrade is one transaction: nothing changed, nothing to roll back to
+            with contextlib.suppress(GraphcopyError):
+                snapshots.delete_snapshot(store, name, snap_id)
+        raise
+    return outcome(True, instructions=res.instructions, snapshot_id=snap_id)

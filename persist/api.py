@@ -473,7 +473,7 @@ def start(store: Store, name: str) -> str:
 
 
 def delete(store: Store, name: str) -> None:
-    """Delete a stopped canister with all its state (pages, logs, history, queued messages)."""
+    """Delete a stopped canister with all its state (pages, snapshots, logs, history, queued messages)."""
     with db.transaction(store.engine) as conn:
         row = _controller_row(conn, store, name)
         if row.status != "stopped":
@@ -482,6 +482,9 @@ def delete(store: Store, name: str) -> None:
             conn.execute(table.delete().where(table.c.canister_id == row.id))
         pages.delete_pages(conn, pages.HEAP, row.id)
         pages.delete_pages(conn, pages.STABLE, row.id)
+        from persist.snapshots import delete_all_snapshots  # imports this module
+
+        delete_all_snapshots(conn, row.id)  # and the page blobs only they used
         conn.execute(schema.canisters.delete().where(schema.canisters.c.id == row.id))
     execution.forget_live(store, row.id)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from persist import db, execution, pages
 from persist.api import EMPTY_ARGS, _controller_row, store_module
@@ -50,12 +51,13 @@ def upgrade_code(
     arg: bytes = EMPTY_ARGS,
     skip_pre_upgrade: bool = False,
     wasm_memory_persistence: str | None = None,
+    history_detail: dict[str, Any] | None = None,
 ) -> UpgradeResult:
     """Upgrade canister ``name`` to ``wasm`` (``install_code`` mode upgrade). Only controllers may.
 
     Raises UpgradeOptionError for options the modules do not allow, CanisterTrapError if any stage
     traps or runs out of instructions (everything is rolled back), CanisterStateError for an empty
-    canister. Queued messages run first.
+    canister. Queued messages run first. ``history_detail`` is added to the upgrade's history entry.
     """
     t0 = time.perf_counter()
     if wasm_memory_persistence not in (None, *PERSISTENCE_OPTIONS):
@@ -117,7 +119,7 @@ def upgrade_code(
             execution.append_logs(conn, row.id, logs)
             execution.add_history(conn, row.id, "upgrade", info.hash, {
                 "from": row.module_hash, "wasm_memory_persistence": wasm_memory_persistence,
-                "skip_pre_upgrade": skip_pre_upgrade, "instructions": used})
+                "skip_pre_upgrade": skip_pre_upgrade, "instructions": used, **(history_detail or {})})
     except BaseException:
         execution.undo(store, row.id, old)
         raise

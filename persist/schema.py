@@ -35,6 +35,9 @@ __all__ = [
     "call_contexts",
     "messages",
     "page_table",
+    "page_blobs",
+    "snapshots",
+    "snapshot_pages",
 ]
 
 NAMING_CONVENTION: dict[str, str] = {
@@ -189,6 +192,40 @@ messages = sa.Table(
     sa.Column("created_at_ns", sa.BigInteger, nullable=False),
     sa.Index("ix_messages_canister_id_id", "canister_id", "id"),
     sqlite_autoincrement=True,
+)
+
+# Snapshots (revision 0002): content-addressed pages shared by every snapshot that holds them.
+page_blobs = sa.Table(
+    "page_blobs",
+    metadata,
+    sa.Column("hash", sa.Text, primary_key=True),  # sha256 hex of data
+    sa.Column("data", sa.LargeBinary, nullable=False),
+)
+
+snapshots = sa.Table(
+    "snapshots",
+    metadata,
+    sa.Column("id", _BigId, primary_key=True, autoincrement=True),
+    sa.Column("canister_id", sa.Integer, _canister_fk(), nullable=False),
+    sa.Column("created_at_ns", sa.BigInteger, nullable=False),
+    sa.Column("label", sa.Text, nullable=True),
+    sa.Column("module_hash", sa.Text, sa.ForeignKey("modules.hash"), nullable=True),
+    sa.Column("metadata", sa.Text, nullable=False),  # JSON
+    sa.Column("heap_pages", sa.BigInteger, nullable=False),
+    sa.Column("stable_pages", sa.BigInteger, nullable=False),
+    sa.Column("bytes_new", sa.BigInteger, nullable=False, server_default=_ZERO),
+    sa.Index("ix_snapshots_canister_id", "canister_id"),
+    sqlite_autoincrement=True,
+)
+
+snapshot_pages = sa.Table(
+    "snapshot_pages",
+    metadata,
+    sa.Column("snapshot_id", _BigId, sa.ForeignKey("snapshots.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("kind", sa.Text, primary_key=True),  # 'heap' | 'stable'
+    sa.Column("page_no", sa.BigInteger, primary_key=True),
+    sa.Column("blob_hash", sa.Text, sa.ForeignKey("page_blobs.hash"), nullable=False),
+    sa.Index("ix_snapshot_pages_blob_hash", "blob_hash"),
 )
 
 

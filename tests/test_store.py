@@ -90,8 +90,8 @@ def test_describe_url_hides_password() -> None:
 
 
 def test_history_and_head() -> None:
-    assert db.head_revision() == "0001_initial"
-    assert db.history() == [("0001_initial", "initial schema")]
+    assert db.head_revision() == "0002_snapshots"
+    assert db.history() == [("0001_initial", "initial schema"), ("0002_snapshots", "snapshots")]
 
 
 def test_upgrade_fresh_database(db_url: str) -> None:
@@ -206,15 +206,15 @@ def test_pg_settings(pg_url: str) -> None:
 
 BROKEN_REVISION = '''"""broken on purpose
 
-Revision ID: 0002_broken
-Revises: 0001_initial
+Revision ID: 0099_broken
+Revises: 0002_snapshots
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002_broken"
-down_revision = "0001_initial"
+revision = "0099_broken"
+down_revision = "0002_snapshots"
 branch_labels = None
 depends_on = None
 
@@ -241,7 +241,7 @@ def broken_scripts(tmp_path: Path) -> str:
     shutil.copy(MIGRATIONS_DIR / "script.py.mako", target / "script.py.mako")
     for f in (MIGRATIONS_DIR / "versions").glob("0*.py"):
         shutil.copy(f, target / "versions" / f.name)
-    (target / "versions" / "0002_broken.py").write_text(BROKEN_REVISION)
+    (target / "versions" / "0099_broken.py").write_text(BROKEN_REVISION)
     return str(target)
 
 
@@ -250,7 +250,7 @@ def test_failed_migration_on_fresh_db_leaves_nothing(db_url: str, broken_scripts
     try:
         with pytest.raises(StoreError, match="schema upgrade of .* failed, database left unchanged"):
             db.upgrade_schema(engine, script_location=broken_scripts)
-        # 0001 ran fine inside the same transaction, but it was rolled back with 0002.
+        # 0001 and 0002 ran fine inside the same transaction, but they were rolled back with 0099.
         assert _user_tables(engine) == set()
         assert db.current_revision(engine) is None
     finally:
