@@ -25,7 +25,7 @@ import sqlalchemy as sa
 
 from migrate import record as records
 from migrate.record import Record
-from persist import api, db, schema
+from persist import api, db, locks, schema
 from persist.errors import (
     CanisterRejectError,
     CanisterStateError,
@@ -172,6 +172,8 @@ def stabilize(store: Store, name: str, on_progress: ProgressFn | None = None) ->
     record is marked failed; calling again retries).
     """
     row, _ = _checked_module(store, name)
+    with db.read_transaction(store.engine) as conn:
+        locks.check_unlocked(conn, row.name, store.lock_owner)
     rec = records.read(store, name)
     if records.unfinished(rec):
         assert rec is not None
@@ -197,6 +199,8 @@ def destabilize(store: Store, name: str, on_progress: ProgressFn | None = None) 
     process left in ``destabilizing``. Only controllers may (NotAuthorizedError).
     """
     row, _ = _checked_module(store, name)
+    with db.read_transaction(store.engine) as conn:
+        locks.check_unlocked(conn, row.name, store.lock_owner)
     rec = records.read(store, name)
     if not records.unfinished(rec):
         raise MigrationStateError(f"canister {name!r} has no graph-copy migration in progress: nothing to destabilize")
@@ -220,6 +224,8 @@ def run(store: Store, name: str, wasm: bytes | None, *, arg: bytes | None = None
     bytes for post_upgrade) defaults to the recorded one, or to ``()``. Returns the final record.
     """
     row, _ = _checked_module(store, name)
+    with db.read_transaction(store.engine) as conn:
+        locks.check_unlocked(conn, row.name, store.lock_owner)
     rec = records.read(store, name)
     info: ModuleInfo | None = None
     if wasm is not None:

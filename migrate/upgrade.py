@@ -24,11 +24,11 @@ from migrate import record as records
 from migrate.graph_copy import MigrationStateError, ProgressFn
 from migrate.plan import UpgradePlan, UpgradeRefusedError, plan_upgrade
 from migrate.record import Record
-from persist import snapshots
+from persist import db, locks, snapshots
 from persist.api import EMPTY_ARGS
 from persist.errors import GraphcopyError
 from persist.install_code import upgrade_code
-from persist.store import Store
+from persist.store import Store, canister_row
 
 
 @dataclass
@@ -109,6 +109,9 @@ def upgrade(
     trapped: a keep/replace upgrade is rolled back; a graph copy is marked failed and resumable).
     """
     t0 = time.perf_counter()
+    if not dry_run:
+        with db.read_transaction(store.engine) as conn:
+            locks.check_unlocked(conn, canister_row(conn, name).name, store.lock_owner)
     rec = records.read(store, name)
     unfinished = records.unfinished(rec)
     if wasm is None and not unfinished:

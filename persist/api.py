@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from persist import db, execution, pages, schema
+from persist import db, execution, locks, pages, schema
 from persist.errors import (
     CanisterExistsError,
     CanisterRejectError,
@@ -129,11 +129,24 @@ def store_module(conn: sa.Connection, wasm: bytes, info: ModuleInfo) -> None:
     exists = conn.execute(sa.select(schema.modules.c.hash).where(schema.modules.c.hash == info.hash)).scalar()
     if exists:
         return
-    conn.execute(schema.modules.insert().values(
+    # Another process may store the same module concurrently (PostgreSQL READ COMMITTED: both see it
+    # absent), so insert with ON CONFLICT DO NOTHING; the content is the same by construction (the hash).
+    conn.execute(_insert_ignore(conn, schema.modules).values(
         hash=info.hash, wasm=wasm, size=len(wasm), created_at_ns=execution.now_ns()))
     if info.custom_sections:
-        conn.execute(schema.module_sections.insert(), [
+        conn.execute(_insert_ignore(conn, schema.module_sections), [
             {"module_hash": info.hash, "name": k, "data": v} for k, v in info.custom_sections.items()])
+
+
+def _insert_ignore(conn: sa.Connection, table: sa.Table) -> Any:
+    """``INSERT ... ON CONFLICT DO NOTHING`` for the connection's dialect."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).on_conflict_do_nothing()
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table).on_conflict_do_nothing()
 
 
 def install(store: Store, name: str, wasm: bytes, *, arg: bytes = EMPTY_ARGS, mode: str = "install") -> InstallResult:
@@ -149,6 +162,7 @@ def install(store: Store, name: str, wasm: bytes, *, arg: bytes = EMPTY_ARGS, mo
     info, module = store.runtime.load_module(wasm)
     with db.read_transaction(store.engine) as conn:
         row = conn.execute(sa.select(schema.canisters).where(schema.canisters.c.name == name)).first()
+        locks.check_unlocked(conn, name, store.lock_owner)
     if row is not None:
         if mode == "install" and row.module_hash is not None:
             raise CanisterExistsError(
@@ -332,6 +346,8 @@ def call(store: Store, name: str, method: str, arg: bytes = EMPTY_ARGS, *,
         reply = _raise_for(name, method, res.ctx.response, row.principal)
         return CallResult(method=method, kind=kind, reply=reply, logs=logs, instructions=res.instructions)
 
+    with db.read_transaction(store.engine) as conn:
+        locks.check_unlocked(conn, row.name, store.lock_owner)
     refused = execution.inspect_ingress(store, row, method, arg, store.identity)
     if refused is not None:
         raise CanisterRejectError(REJECT_CANISTER_REJECT, refused)

@@ -38,6 +38,7 @@ __all__ = [
     "page_blobs",
     "snapshots",
     "snapshot_pages",
+    "pipeline_locks",
 ]
 
 NAMING_CONVENTION: dict[str, str] = {
@@ -226,6 +227,22 @@ snapshot_pages = sa.Table(
     sa.Column("page_no", sa.BigInteger, primary_key=True),
     sa.Column("blob_hash", sa.Text, sa.ForeignKey("page_blobs.hash"), nullable=False),
     sa.Index("ix_snapshot_pages_blob_hash", "blob_hash"),
+)
+
+# Migration pipelines (revision 0003): which worker migrates which canister (see migrate.pipeline).
+pipeline_locks = sa.Table(
+    "pipeline_locks",
+    metadata,
+    sa.Column("pipeline", sa.Text, primary_key=True),
+    sa.Column("canister", sa.Text, primary_key=True),
+    sa.Column("state", sa.Text, nullable=False),  # pending | running | done | failed | rolled-back
+    sa.Column("owner", sa.Text, nullable=True),  # host:pid
+    sa.Column("heartbeat_ns", sa.BigInteger, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("detail", sa.Text, nullable=True),  # JSON
+    sa.Column("updated_at_ns", sa.BigInteger, nullable=False),
+    sa.Index("ix_pipeline_locks_canister", "canister"),
 )
 
 

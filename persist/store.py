@@ -51,6 +51,9 @@ class Store:
     # Upper bound on queued messages one command runs before it returns (the rest stay queued,
     # durable, for the next command).
     max_messages_per_command: int = 1_000_000
+    # The pipeline worker token ("host:pid") this store acts for: canisters that worker has claimed
+    # (``pipeline_locks``) are not refused to it (see ``persist.locks``).
+    lock_owner: str | None = None
 
     def remember(self, canister_id: int, cached: CachedCanister) -> None:
         """Keep a live instance, evicting the least recently used ones beyond ``max_live``."""
