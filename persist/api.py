@@ -460,10 +460,14 @@ def logs(store: Store, name: str, *, tail: int | None = None) -> list[LogLine]:
 # --------------------------------------------------------------------------- lifecycle
 
 
-def _controller_row(conn: sa.Connection, store: Store, name: str) -> sa.Row[Any]:
+def _controller_row(conn: sa.Connection, store: Store, name: str, *, mutating: bool = True) -> sa.Row[Any]:
+    """The canister's row, if the store's identity controls it. A ``mutating`` operation is also
+    refused while another process's pipeline has claimed the canister ("locked by ...")."""
     row = canister_row(conn, name)
     if store.identity.raw not in controllers_of(row):
         raise NotAuthorizedError(f"only a controller of {name!r} may do this (caller {store.identity.to_text()})")
+    if mutating:
+        locks.check_unlocked(conn, row.name, store.lock_owner)
     return row
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from persist import db, execution, locks, pages, schema
+from persist import db, execution, pages, schema
 from persist.api import _controller_row
 from persist.errors import CanisterStateError, GraphcopyError
 from persist.store import StaleStateError, Store, canister_row
@@ -180,7 +180,7 @@ def take_snapshot(store: Store, name: str, label: str | None = None, *, purpose:
 def list_snapshots(store: Store, name: str) -> list[SnapshotInfo]:
     """The canister's snapshots, oldest first. Controller-only."""
     with db.read_transaction(store.engine) as conn:
-        row = _controller_row(conn, store, name)
+        row = _controller_row(conn, store, name, mutating=False)
         s = schema.snapshots
         snaps = conn.execute(sa.select(s).where(s.c.canister_id == row.id).order_by(s.c.id)).all()
         return [_info(conn, row.name, snap) for snap in snaps]
@@ -200,7 +200,6 @@ def _load(store: Store, name: str, snapshot_id: int, *, history_kind: str,
     execution.run_pending(store)
     with db.transaction(store.engine) as conn:
         row = _controller_row(conn, store, name)
-        locks.check_unlocked(conn, row.name, store.lock_owner)
         snap = _snapshot_row(conn, row, snapshot_id)
         open_contexts = conn.execute(sa.select(sa.func.count()).select_from(schema.call_contexts).where(
             schema.call_contexts.c.canister_id == row.id)).scalar() or 0

@@ -217,11 +217,18 @@ def test_lock_check_of_mutating_entry_points(sqlite_url: str) -> None:
             lambda: api.install(store, "c", COUNTER.read_bytes(), mode="reinstall"),
             lambda: upgrade(store, "c", COUNTER_V2.read_bytes()),
             lambda: snapshots.load_snapshot(store, "c", snap.id),
+            lambda: snapshots.take_snapshot(store, "c"),
+            lambda: snapshots.delete_snapshot(store, "c", snap.id),
+            lambda: api.stop(store, "c"),
+            lambda: api.start(store, "c"),
+            lambda: api.delete(store, "c"),
         ]
         for attempt in attempts:
             with pytest.raises(CanisterLockedError, match=r"locked by elsewhere:1 \(pipeline x@1\)"):
                 attempt()
         assert call(store, "c", "get") == "(0 : nat)"  # queries are not refused
+        assert [x.id for x in snapshots.list_snapshots(store, "c")] == [snap.id]  # nor reading snapshots
+        assert api.status(store, "c").status == "running"
         store.lock_owner = "elsewhere:1"  # the claim's own worker passes
         assert call(store, "c", "inc") == "(1 : nat)"
         store.lock_owner = None
