@@ -34,7 +34,7 @@ from persist.store import (
     controllers_of,
 )
 from persist.system_api import INIT, REJECT_CANISTER_ERROR, REJECT_CANISTER_REJECT, MessageContext
-from persist.wasm_module import ModuleInfo
+from persist.wasm_module import ModuleInfo, parse_module
 
 if TYPE_CHECKING:
     from persist.candid import ServiceInterface
@@ -270,8 +270,7 @@ def interface(store: Store, name: str) -> ServiceInterface | None:
             return None
         wasm = conn.execute(
             sa.select(schema.modules.c.wasm).where(schema.modules.c.hash == row.module_hash)).scalar_one()
-    info, _ = store.runtime.load_module(bytes(wasm))
-    return module_interface(info)
+    return module_interface(parse_module(bytes(wasm)))
 
 
 def module_interface(info: ModuleInfo) -> ServiceInterface | None:
@@ -399,7 +398,7 @@ def _status_of(conn: sa.Connection, store: Store, row: sa.Row[Any], *, with_hist
     if row.module_hash is not None:
         wasm = conn.execute(
             sa.select(schema.modules.c.wasm).where(schema.modules.c.hash == row.module_hash)).scalar_one()
-        info, _ = store.runtime.load_module(bytes(wasm))
+        info = parse_module(bytes(wasm))  # the sections and exports are enough: no need to compile it
         eop = info.is_eop
         methods = {m: "update" for m in info.updates} | {m: "query" for m in info.queries}
     hist: list[HistoryEntry] = []
