@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from persist import api  # noqa: E402
 from persist.host import LiveCanister  # noqa: E402
-from persist.store import Store, open_store  # noqa: E402
+from persist.session import Store, open_store  # noqa: E402
 from persist.system_api import MessageContext  # noqa: E402
 
 EMPTY = b"DIDL\x00\x00"

@@ -32,7 +32,7 @@ import sqlalchemy as sa  # noqa: E402
 from migrate.pipeline import load_pipeline, run_pipeline  # noqa: E402
 from persist import api, snapshots  # noqa: E402
 from persist.candid import encode_args  # noqa: E402
-from persist.store import open_store  # noqa: E402
+from persist.session import open_store  # noqa: E402
 
 COUNTER = ROOT / "examples" / "counter" / "counter.wasm"
 COUNTER_V2 = ROOT / "examples" / "counter" / "counter_v2.wasm"

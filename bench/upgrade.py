@@ -39,9 +39,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from migrate import upgrade  # noqa: E402
-from persist import api, db, execution  # noqa: E402
+from persist import api, execution  # noqa: E402
 from persist.host import PAGE, Limits, LiveCanister  # noqa: E402
-from persist.store import Store, canister_row, open_store  # noqa: E402
+from persist.session import Store, open_store  # noqa: E402
+from persist.store import db  # noqa: E402
+from persist.store.canisters import canister_row  # noqa: E402
 from persist.system_api import POST_UPGRADE, PRE_UPGRADE, REPLY, UPDATE, MessageContext, OutgoingCall  # noqa: E402
 from toolchain.moc import compile_motoko  # noqa: E402
 

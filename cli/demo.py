@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from persist import api
 from persist.candid import ServiceInterface, encode_args, format_args
 from persist.errors import GraphcopyError
-from persist.store import Store, open_store
+from persist.session import Store, open_store
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 BATCH = 2_000

@@ -737,7 +737,7 @@ def pipeline_status_cmd(
 
 
 def _engine(ctx: typer.Context) -> Any:
-    from persist import db
+    from persist.store import db
 
     opts: Options = ctx.find_root().obj
     return db.create_engine_for(db.resolve_url(opts.db))
@@ -746,7 +746,7 @@ def _engine(ctx: typer.Context) -> Any:
 @db_app.command("upgrade")
 def db_upgrade(ctx: typer.Context) -> None:
     """Apply pending schema revisions."""
-    from persist import db
+    from persist.store import db
 
     with errors():
         engine = _engine(ctx)
@@ -762,7 +762,7 @@ def db_upgrade(ctx: typer.Context) -> None:
 @db_app.command("current")
 def db_current(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Show the store's schema revision."""
-    from persist import db
+    from persist.store import db
 
     with errors():
         engine = _engine(ctx)
@@ -780,7 +780,7 @@ def db_current(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 @db_app.command("history")
 def db_history(as_json: JsonOpt = False) -> None:
     """List the schema revisions graphcopy knows."""
-    from persist import db
+    from persist.store import db
 
     revs = db.history()
     if as_json:

@@ -112,7 +112,7 @@ from migrate.stable_types import (
 )
 
 if TYPE_CHECKING:
-    from persist.store import Store
+    from persist.session import Store
 
 __all__ = [
     "ALIAS",
@@ -1224,9 +1224,9 @@ def signature_from_canister(store: Store, name: str) -> StableSignature:
 def _canister_descriptor_blobs(store: Store, name: str) -> tuple[bytes, bytes]:
     import sqlalchemy as sa
 
-    from persist import db, pages, schema
     from persist.errors import CanisterStateError
-    from persist.store import canister_row
+    from persist.store import db, pages, schema
+    from persist.store.canisters import canister_row
     from persist.wasm_module import EOP_SECTION
 
     with db.read_transaction(store.engine) as conn:

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 
 from migrate import record as records
 from migrate.record import Record
-from persist import api, db, locks, schema
+from persist import api
 from persist.errors import (
     CanisterRejectError,
     CanisterStateError,
@@ -35,7 +35,9 @@ from persist.errors import (
     UpgradeOptionError,
 )
 from persist.install_code import upgrade_code
-from persist.store import Store, canister_row, controllers_of
+from persist.session import Store
+from persist.store import canisters, db, locks, schema
+from persist.store.canisters import canister_row, controllers_of
 from persist.wasm_module import ModuleInfo
 
 STABILIZE_METHOD = "__motoko_stabilize_before_upgrade"
@@ -234,7 +236,7 @@ def run(store: Store, name: str, wasm: bytes | None, *, arg: bytes | None = None
             raise CanisterStateError(
                 f"the new module has no graph-copy endpoints ({DESTABILIZE_METHOD}): it cannot rebuild the heap")
         with db.transaction(store.engine) as conn:
-            api.store_module(conn, wasm, info)
+            canisters.store_module(conn, wasm, info.hash, info.custom_sections)
     if records.unfinished(rec):
         assert rec is not None
         phase = records.resume_phase(rec)

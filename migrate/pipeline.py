@@ -21,7 +21,7 @@ steps; ``run_pipeline`` migrates every matching canister exactly once, with ``wo
 
 Every (pipeline, canister) has a row in ``pipeline_locks`` (pending / running / done / failed /
 rolled-back). A worker claims a canister with one conditional UPDATE (pending, or running with a
-dead claim: heartbeat older than ``persist.locks.STALE_AFTER_S`` or owner process gone on this
+dead claim: heartbeat older than ``persist.store.locks.STALE_AFTER_S`` or owner process gone on this
 host), so a canister is migrated once however many workers run, and a rerun takes over what a
 killed worker left. The pipeline's identity is its ``name`` plus a hash of the file and the target
 module: rerunning the same file continues it; changing either starts a new one.
@@ -48,9 +48,10 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 
-from persist import db, locks, schema
 from persist.errors import GraphcopyError
-from persist.store import Store, open_store
+from persist.session import Store, open_store
+from persist.store import db, locks, schema
+from persist.store.canisters import insert_ignore
 
 __all__ = [
     "STEPS",
@@ -234,24 +235,13 @@ def pipeline_status(store: Store, pipeline: Pipeline) -> list[CanisterState]:
 # -------------------------------------------------------------------------------------------- claims
 
 
-def _insert_ignore(conn: sa.Connection) -> Any:
-    pl = schema.pipeline_locks
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert(pl).on_conflict_do_nothing()
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return sqlite_insert(pl).on_conflict_do_nothing()
-
-
 def _register(store: Store, pipeline: Pipeline) -> list[str]:
     """Insert a pending row for every matching canister (existing rows are kept)."""
     now = time.time_ns()
     with db.transaction(store.engine) as conn:
         names = _matching(conn, pipeline)
         if names:
-            conn.execute(_insert_ignore(conn), [
+            conn.execute(insert_ignore(conn, schema.pipeline_locks), [
                 {"pipeline": pipeline.key, "canister": n, "state": PENDING, "owner": None, "heartbeat_ns": 0,
                  "attempts": 0, "error": None, "detail": None, "updated_at_ns": now} for n in names])
     return names

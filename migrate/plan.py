@@ -56,9 +56,10 @@ from migrate.stable_types import (
     label_hash,
     parse_signature,
 )
-from persist import db, schema
 from persist.errors import CanisterStateError, GraphcopyError, UpgradeOptionError
-from persist.store import Store, canister_row
+from persist.session import Store
+from persist.store import db, schema
+from persist.store.canisters import canister_row
 from persist.wasm_module import EOP_SECTION, ModuleInfo, parse_module
 
 MODES = ("auto", "keep", "replace", "graph-copy")

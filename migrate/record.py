@@ -28,9 +28,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from persist import db, execution, schema
+from persist import execution
 from persist.host import PAGE
-from persist.store import Store, canister_row
+from persist.session import Store
+from persist.store import db, schema
+from persist.store.canisters import canister_row
 
 Record = dict[str, Any]
 

@@ -24,11 +24,13 @@ from migrate import record as records
 from migrate.graph_copy import MigrationStateError, ProgressFn
 from migrate.plan import UpgradePlan, UpgradeRefusedError, plan_upgrade
 from migrate.record import Record
-from persist import db, locks, snapshots
+from persist import snapshots
 from persist.api import EMPTY_ARGS
 from persist.errors import GraphcopyError
 from persist.install_code import upgrade_code
-from persist.store import Store, canister_row
+from persist.session import Store
+from persist.store import db, locks
+from persist.store.canisters import canister_row
 
 
 @dataclass

@@ -1,10 +1,10 @@
 """Alembic environment of graphcopy.
 
-graphcopy runs Alembic programmatically (``persist.db.upgrade_schema``), without an ``alembic.ini``:
+graphcopy runs Alembic programmatically (``persist.store.db.upgrade_schema``), without an ``alembic.ini``:
 the caller opens a transaction and passes its connection in ``config.attributes["connection"]``,
 so every revision runs inside that one transaction. Without a connection (for example a ``Config``
-that only sets the ``sqlalchemy.url`` main option, or none: then ``persist.db.resolve_url`` picks the
-database), an engine is built with ``persist.db.create_engine_for`` so the same SQLite settings
+that only sets the ``sqlalchemy.url`` main option, or none: then ``persist.store.db.resolve_url`` picks the
+database), an engine is built with ``persist.store.db.create_engine_for`` so the same SQLite settings
 (transactional DDL) apply, and all pending revisions again run in one transaction.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import context
 
-from persist.schema import metadata as target_metadata
+from persist.store.schema import metadata as target_metadata
 
 config = context.config
 
@@ -31,7 +31,7 @@ def _configure_and_run(connection: sa.Connection) -> None:
 
 
 def _url() -> str:
-    from persist.db import resolve_url
+    from persist.store.db import resolve_url
 
     return resolve_url(config.get_main_option("sqlalchemy.url") or None)
 
@@ -52,7 +52,7 @@ def run_migrations_online() -> None:
     if connection is not None:
         _configure_and_run(connection)
         return
-    from persist.db import create_engine_for
+    from persist.store.db import create_engine_for
 
     engine = create_engine_for(_url())
     try:

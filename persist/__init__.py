@@ -35,8 +35,8 @@ _EXPORTS = {
     "status": "persist.api",
     "stop": "persist.api",
     "Limits": "persist.host",
-    "Store": "persist.store",
-    "open_store": "persist.store",
+    "Store": "persist.session",
+    "open_store": "persist.session",
 }
 
 __all__ = sorted(_EXPORTS)

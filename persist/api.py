@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from persist import db, execution, locks, pages, schema
+from persist import execution
 from persist.errors import (
     CanisterExistsError,
     CanisterRejectError,
@@ -25,14 +25,10 @@ from persist.errors import (
 )
 from persist.host import PAGE, LiveCanister, encode_globals
 from persist.principal import Principal
-from persist.store import (
-    NEXT_CANISTER_INDEX_KEY,
-    CachedCanister,
-    StaleStateError,
-    Store,
-    canister_row,
-    controllers_of,
-)
+from persist.session import CachedCanister, Store
+from persist.store import canisters, db, events, locks, pages, schema
+from persist.store.canisters import StaleStateError, canister_row, controllers_of
+from persist.store.snapshots import delete_all_snapshots
 from persist.system_api import INIT, REJECT_CANISTER_ERROR, REJECT_CANISTER_REJECT, MessageContext
 from persist.wasm_module import ModuleInfo, parse_module
 
@@ -113,42 +109,6 @@ def _check_name(name: str) -> None:
         raise GraphcopyError(f"invalid canister name {name!r}: use letters, digits, '-', '_' and '.'")
 
 
-def _allocate_principal(conn: sa.Connection) -> Principal:
-    s = schema.settings
-    value = conn.execute(sa.select(s.c.value).where(s.c.key == NEXT_CANISTER_INDEX_KEY)).scalar()
-    index = int(value) if value is not None else 0
-    if value is None:
-        conn.execute(s.insert().values(key=NEXT_CANISTER_INDEX_KEY, value=str(index + 1)))
-    else:
-        conn.execute(s.update().where(s.c.key == NEXT_CANISTER_INDEX_KEY).values(value=str(index + 1)))
-    return Principal.from_canister_index(index)
-
-
-def store_module(conn: sa.Connection, wasm: bytes, info: ModuleInfo) -> None:
-    """Keep a module and its custom sections (once per hash)."""
-    exists = conn.execute(sa.select(schema.modules.c.hash).where(schema.modules.c.hash == info.hash)).scalar()
-    if exists:
-        return
-    # Another process may store the same module concurrently (PostgreSQL READ COMMITTED: both see it
-    # absent), so insert with ON CONFLICT DO NOTHING; the content is the same by construction (the hash).
-    conn.execute(_insert_ignore(conn, schema.modules).values(
-        hash=info.hash, wasm=wasm, size=len(wasm), created_at_ns=execution.now_ns()))
-    if info.custom_sections:
-        conn.execute(_insert_ignore(conn, schema.module_sections), [
-            {"module_hash": info.hash, "name": k, "data": v} for k, v in info.custom_sections.items()])
-
-
-def _insert_ignore(conn: sa.Connection, table: sa.Table) -> Any:
-    """``INSERT ... ON CONFLICT DO NOTHING`` for the connection's dialect."""
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert(table).on_conflict_do_nothing()
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return sqlite_insert(table).on_conflict_do_nothing()
-
-
 def install(store: Store, name: str, wasm: bytes, *, arg: bytes = EMPTY_ARGS, mode: str = "install") -> InstallResult:
     """Install ``wasm`` on canister ``name`` (created if new): run its start function and
     ``canister_init(arg)`` within the install instruction limit, and commit everything at once.
@@ -183,9 +143,7 @@ def install(store: Store, name: str, wasm: bytes, *, arg: bytes = EMPTY_ARGS, mo
 
     if row is None:
         with db.read_transaction(store.engine) as conn:
-            s = schema.settings
-            value = conn.execute(sa.select(s.c.value).where(s.c.key == NEXT_CANISTER_INDEX_KEY)).scalar()
-        principal = Principal.from_canister_index(int(value) if value is not None else 0)
+            principal = canisters.next_principal(conn)
     live = make_live(principal)
     budget = store.limits.install_instructions
     start = live.run_start(budget)
@@ -201,7 +159,7 @@ def install(store: Store, name: str, wasm: bytes, *, arg: bytes = EMPTY_ARGS, mo
     if trap is not None:
         if row is not None:
             with db.transaction(store.engine) as conn:
-                execution.append_logs(conn, row.id, logs)
+                events.append_logs(conn, row.id, logs)
         raise CanisterTrapError(f"install of {name!r} failed, nothing changed: {trap}", canister=name, method="init")
 
     now = execution.now_ns()
@@ -219,9 +177,9 @@ def install(store: Store, name: str, wasm: bytes, *, arg: bytes = EMPTY_ARGS, mo
         "status": "running",
     }
     with db.transaction(store.engine) as conn:
-        store_module(conn, wasm, info)
+        canisters.store_module(conn, wasm, info.hash, info.custom_sections)
         if row is None:
-            allocated = _allocate_principal(conn)
+            allocated = canisters.allocate_principal(conn)
             if allocated != principal:
                 # Another process created a canister meanwhile: our instance saw the wrong id.
                 raise StaleStateError("canister ids changed while installing; retry")
@@ -233,7 +191,7 @@ def install(store: Store, name: str, wasm: bytes, *, arg: bytes = EMPTY_ARGS, mo
             assert pk is not None
             canister_id = int(pk[0])
             version = 1
-            execution.add_history(conn, canister_id, "create", None)
+            events.add_history(conn, canister_id, "create", None)
         else:
             canister_id = row.id
             c = schema.canisters.c
@@ -247,8 +205,8 @@ def install(store: Store, name: str, wasm: bytes, *, arg: bytes = EMPTY_ARGS, mo
             conn.execute(schema.logs.delete().where(schema.logs.c.canister_id == canister_id))
         pages.write_pages(conn, pages.HEAP, canister_id, live.heap_page_bytes(heap_changed))
         pages.write_pages(conn, pages.STABLE, canister_id, live.stable_page_bytes(stable_dirty))
-        execution.append_logs(conn, canister_id, logs)
-        execution.add_history(conn, canister_id, mode, info.hash, {"instructions": used})
+        events.append_logs(conn, canister_id, logs)
+        events.add_history(conn, canister_id, mode, info.hash, {"instructions": used})
     live.commit(heap_changed, stable_dirty)
     live.attach_stable_source(execution.stable_source(store, canister_id))
     live.version = version
@@ -361,7 +319,8 @@ def call(store: Store, name: str, method: str, arg: bytes = EMPTY_ARGS, *,
                 st = c.execute(sa.select(schema.ingress.c.status).where(schema.ingress.c.id == ingress_id)).scalar()
             return st != "pending"
 
-        seq_before = _last_log_seq(store, row.id)
+        with db.read_transaction(store.engine) as conn:
+            seq_before = events.last_log_seq(conn, row.id)
         execution.run_pending(store, until=answered, on_message=on_message)
         with db.transaction(store.engine) as conn:
             ing = conn.execute(sa.select(schema.ingress).where(schema.ingress.c.id == ingress_id)).one()
@@ -379,12 +338,6 @@ def call(store: Store, name: str, method: str, arg: bytes = EMPTY_ARGS, *,
     execution.run_pending(store, on_message=on_message)
     reply = _raise_for(name, method, response, row.principal)
     return CallResult(method=method, kind=kind, reply=reply, logs=logs, instructions=0)
-
-
-def _last_log_seq(store: Store, canister_id: int) -> int:
-    with db.read_transaction(store.engine) as conn:
-        return int(conn.execute(sa.select(sa.func.max(schema.logs.c.seq)).where(
-            schema.logs.c.canister_id == canister_id)).scalar() or 0)
 
 
 # --------------------------------------------------------------------------- inspection
@@ -460,14 +413,7 @@ def logs(store: Store, name: str, *, tail: int | None = None) -> list[LogLine]:
 
 
 def _controller_row(conn: sa.Connection, store: Store, name: str, *, mutating: bool = True) -> sa.Row[Any]:
-    """The canister's row, if the store's identity controls it. A ``mutating`` operation is also
-    refused while another process's pipeline has claimed the canister ("locked by ...")."""
-    row = canister_row(conn, name)
-    if store.identity.raw not in controllers_of(row):
-        raise NotAuthorizedError(f"only a controller of {name!r} may do this (caller {store.identity.to_text()})")
-    if mutating:
-        locks.check_unlocked(conn, row.name, store.lock_owner)
-    return row
+    return canisters.controller_row(conn, name, store.identity, store.lock_owner, mutating=mutating)
 
 
 def stop(store: Store, name: str) -> str:
@@ -501,8 +447,6 @@ def delete(store: Store, name: str) -> None:
             conn.execute(table.delete().where(table.c.canister_id == row.id))
         pages.delete_pages(conn, pages.HEAP, row.id)
         pages.delete_pages(conn, pages.STABLE, row.id)
-        from persist.snapshots import delete_all_snapshots  # imports this module
-
         delete_all_snapshots(conn, row.id)  # and the page blobs only they used
         conn.execute(schema.canisters.delete().where(schema.canisters.c.id == row.id))
     execution.forget_live(store, row.id)

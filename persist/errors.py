@@ -93,3 +93,15 @@ class UpgradeOptionError(GraphcopyError):
     """The upgrade options do not fit the modules (the IC's CanisterContractViolation texts)."""
 
     exit_code = 2
+
+
+class SnapshotNotFoundError(GraphcopyError):
+    """No snapshot of that id belongs to the canister."""
+
+    exit_code = 2
+
+
+class NothingToRollBackError(GraphcopyError):
+    """``rollback`` found no upgrade snapshot to restore."""
+
+    exit_code = 6

@@ -26,11 +26,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from persist import db, pages, schema
 from persist.errors import CanisterStateError
 from persist.host import PAGE, LiveCanister, MessageResult, decode_globals, encode_globals
 from persist.principal import Principal
-from persist.store import CachedCanister, StaleStateError, Store, canister_row_by_id, controllers_of
+from persist.session import CachedCanister, Store
+from persist.store import db, events, pages, schema
+from persist.store.canisters import StaleStateError, canister_row_by_id, controllers_of
 from persist.system_api import (
     CLEANUP,
     INSPECT,
@@ -203,32 +204,11 @@ def finish_commit(store: Store, row: sa.Row[Any], live: LiveCanister, commit: Co
     store.remember(row.id, CachedCanister(live, live.version, module_hash or row.module_hash))
 
 
-def append_logs(conn: sa.Connection, canister_id: int, lines: list[tuple[int, str, str]]) -> None:
-    """Append (time_ns, kind, text) log lines with increasing sequence numbers."""
-    if not lines:
-        return
-    last = conn.execute(
-        sa.select(sa.func.max(schema.logs.c.seq)).where(schema.logs.c.canister_id == canister_id)).scalar()
-    seq = int(last or 0)
-    rows = []
-    for t, kind, text in lines:
-        seq += 1
-        rows.append({"canister_id": canister_id, "seq": seq, "time_ns": t, "kind": kind, "message": text})
-    conn.execute(schema.logs.insert(), rows)
-
-
 def ctx_logs(ctx: MessageContext, trap: str | None) -> list[tuple[int, str, str]]:
     lines = [(t, "print", text) for t, text in ctx.logs]
     if trap is not None:
         lines.append((ctx.time_ns, "trap", trap))
     return lines
-
-
-def add_history(conn: sa.Connection, canister_id: int, kind: str, module_hash: str | None,
-                detail: dict[str, Any] | None = None) -> None:
-    conn.execute(schema.history.insert().values(
-        canister_id=canister_id, time_ns=now_ns(), kind=kind, module_hash=module_hash,
-        detail=json.dumps(detail) if detail else None))
 
 
 # --------------------------------------------------------------------------- responses and calls
@@ -354,7 +334,7 @@ def execute_request(store: Store, msg: sa.Row[Any]) -> None:
         with db.transaction(store.engine) as conn:
             consume(conn, msg.id)
             if result.trap is not None:
-                append_logs(conn, row.id, ctx_logs(ctx, result.trap))
+                events.append_logs(conn, row.id, ctx_logs(ctx, result.trap))
                 response = ("reject", b"", REJECT_CANISTER_ERROR,
                             f"Error from Canister {row.principal}: {result.trap}")
             elif response is None:
@@ -382,7 +362,7 @@ def _commit_update(store: Store, row: sa.Row[Any], live: LiveCanister, ctx: Mess
             if message_id is not None:
                 consume(conn, message_id)
             commit = write_state(conn, row, live, time_ns=ctx.time_ns, ctx=ctx)
-            append_logs(conn, row.id, ctx_logs(ctx, None))
+            events.append_logs(conn, row.id, ctx_logs(ctx, None))
             if "direct" in origin:
                 if ctx.response is not None:
                     outcome = ctx.response
@@ -448,7 +428,7 @@ def execute_ingress(store: Store, row: sa.Row[Any], method: str, arg: bytes,
     if result.trap is not None:
         undo(store, row.id, live)
         with db.transaction(store.engine) as conn:
-            append_logs(conn, row.id, ctx_logs(ctx, result.trap))
+            events.append_logs(conn, row.id, ctx_logs(ctx, result.trap))
         return None, None, ctx, result.trap
     origin = {"direct": {"method": method, "caller": caller.to_text()}}
     outcome = _commit_update(store, row, live, ctx, origin, message_id=None)
@@ -513,7 +493,7 @@ def _finish_callback(store: Store, row: sa.Row[Any], live: LiveCanister, message
         with db.transaction(store.engine) as conn:
             consume(conn, message_id)
             commit = write_state(conn, row, live, time_ns=ctx.time_ns) if commit_state else None
-            append_logs(conn, row.id, logs)
+            events.append_logs(conn, row.id, logs)
             replied = bool(cctx.replied)
             outstanding = int(cctx.outstanding) - 1
             if trap is None and ctx.response is not None and not replied:
@@ -552,7 +532,7 @@ def execute_timer(store: Store, row: sa.Row[Any]) -> None:
         with db.transaction(store.engine) as conn:
             c = schema.canisters.c
             conn.execute(schema.canisters.update().where(c.id == row.id).values(timer_ns=0))
-            append_logs(conn, row.id, ctx_logs(ctx, result_trap))
+            events.append_logs(conn, row.id, ctx_logs(ctx, result_trap))
         forget_live(store, row.id)  # its timer changed underneath the cached row version
         return
     _commit_update(store, row, live, ctx, {"system": "timer"}, message_id=None)

@@ -16,11 +16,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from persist import db, execution, pages
-from persist.api import EMPTY_ARGS, _controller_row, store_module
+from persist import execution
+from persist.api import EMPTY_ARGS
 from persist.errors import CanisterStateError, CanisterTrapError, UpgradeOptionError
 from persist.host import PAGE, LiveCanister
-from persist.store import Store
+from persist.session import Store
+from persist.store import db, events, pages
+from persist.store.canisters import controller_row, store_module
 from persist.system_api import POST_UPGRADE, PRE_UPGRADE, MessageContext
 
 MISSING_OPTION = ("Missing upgrade option: Enhanced orthogonal persistence requires the "
@@ -65,7 +67,7 @@ def upgrade_code(
     info, module = store.runtime.load_module(wasm)
     execution.run_pending(store)
     with db.read_transaction(store.engine) as conn:
-        row = _controller_row(conn, store, name)
+        row = controller_row(conn, name, store.identity, store.lock_owner)
     if row.module_hash is None:
         raise CanisterStateError(f"canister {name!r} is empty: use `graphcopy install` for its first module")
     old = execution.live_canister(store, row)
@@ -106,18 +108,18 @@ def upgrade_code(
     if trap is not None or new is None:
         execution.undo(store, row.id, old)
         with db.transaction(store.engine) as conn:
-            execution.append_logs(conn, row.id, logs)
+            events.append_logs(conn, row.id, logs)
         raise CanisterTrapError(f"upgrade of {name!r} failed and was rolled back: {trap}", canister=name,
                                 method="upgrade")
 
     try:
         with db.transaction(store.engine) as conn:
-            store_module(conn, wasm, info)
+            store_module(conn, wasm, info.hash, info.custom_sections)
             if not keep:
                 pages.delete_pages(conn, pages.HEAP, row.id)  # the new heap replaces the old one entirely
             commit = execution.write_state(conn, row, new, time_ns=now, extra={"module_hash": info.hash})
-            execution.append_logs(conn, row.id, logs)
-            execution.add_history(conn, row.id, "upgrade", info.hash, {
+            events.append_logs(conn, row.id, logs)
+            events.add_history(conn, row.id, "upgrade", info.hash, {
                 "from": row.module_hash, "wasm_memory_persistence": wasm_memory_persistence,
                 "skip_pre_upgrade": skip_pre_upgrade, "instructions": used, **(history_detail or {})})
     except BaseException:

@@ -7,7 +7,7 @@ Database fixtures (names are stable; other test modules rely on them):
   dropped afterwards).
 * ``sqlite_url`` -- the SQLite case only.
 * ``pg_url`` -- the PostgreSQL case only.
-* ``store_engine`` -- ``persist.db.open_engine(db_url)``: schema at head, disposed afterwards.
+* ``store_engine`` -- ``persist.store.db.open_engine(db_url)``: schema at head, disposed afterwards.
 * ``pg_admin_url`` -- session-scoped URL of the PostgreSQL server's maintenance database.
 
 PostgreSQL comes from ``$GRAPHCOPY_TEST_PG_URL`` (default
@@ -125,8 +125,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def store_engine(db_url: str) -> Iterator[sa.Engine]:
-    """An engine on ``db_url`` opened with ``persist.db.open_engine`` (schema at head)."""
-    from persist.db import open_engine
+    """An engine on ``db_url`` opened with ``persist.store.db.open_engine`` (schema at head)."""
+    from persist.store.db import open_engine
 
     engine = open_engine(db_url)
     try:

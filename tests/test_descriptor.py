@@ -71,10 +71,12 @@ from migrate.stable_types import (
     label_hash,
     parse_signature,
 )
-from persist import api, db, execution
+from persist import api, execution
 from persist.candid import encode_args, idl_hash
 from persist.errors import CanisterNotFoundError, GraphcopyError
-from persist.store import Store, canister_row, open_store
+from persist.session import Store, open_store
+from persist.store import db
+from persist.store.canisters import canister_row
 from toolchain.moc import compile_motoko
 
 EXAMPLES = Path(__file__).parent.parent / "examples"

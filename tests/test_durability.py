@@ -34,7 +34,6 @@ from persist import (
     list_canisters,
     logs,
     open_store,
-    pages,
     run_pending,
     start,
     status,
@@ -50,7 +49,8 @@ from persist.errors import (
 )
 from persist.host import LOAD_GROUP_PAGES, PAGE, Limits
 from persist.principal import Principal
-from persist.store import Store
+from persist.session import Store
+from persist.store import pages
 
 REPO = Path(__file__).resolve().parent.parent
 CANISTERS = Path(__file__).resolve().parent / "canisters"

@@ -31,7 +31,7 @@ from migrate.graph_copy import BLOCKED_TRAP
 from migrate.record import PHASES
 from persist.errors import CanisterTrapError, NotAuthorizedError
 from persist.host import Limits
-from persist.store import Store, open_store
+from persist.session import Store, open_store
 from tests.upgrade_helpers import call, history_kinds, install, motoko, with_eop_section
 
 ROOT = Path(__file__).resolve().parent.parent

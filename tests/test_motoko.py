@@ -14,7 +14,7 @@ import pytest
 from persist import api
 from persist.candid import encode_args, format_args
 from persist.errors import CanisterRejectError, CanisterTrapError
-from persist.store import Store, open_store
+from persist.session import Store, open_store
 from toolchain.moc import compile_motoko
 
 CANISTERS = Path(__file__).parent / "canisters"

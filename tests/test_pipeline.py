@@ -1,4 +1,4 @@
-"""Migration pipelines (``migrate.pipeline``) and their locks (``persist.locks``).
+"""Migration pipelines (``migrate.pipeline``) and their locks (``persist.store.locks``).
 
 * 20 counters (one of them a Motoko module whose upgrade to the target is incompatible) with 4
   worker processes on PostgreSQL: the incompatible one is refused and left unchanged, the others are
@@ -27,9 +27,10 @@ from typer.testing import CliRunner
 from cli.main import app
 from migrate import upgrade
 from migrate.pipeline import PipelineError, load_pipeline, pipeline_status, run_pipeline
-from persist import api, db, schema, snapshots
-from persist.locks import CanisterLockedError
-from persist.store import Store, open_store
+from persist import api, snapshots
+from persist.session import Store, open_store
+from persist.store import db, schema
+from persist.store.locks import CanisterLockedError
 from tests.upgrade_helpers import call, history_kinds, motoko
 
 ROOT = Path(__file__).resolve().parent.parent

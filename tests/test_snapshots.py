@@ -27,10 +27,12 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from migrate import upgrade
-from persist import api, db, pages, schema
+from persist import api
 from persist import snapshots as snaps
 from persist.errors import CanisterStateError, CanisterTrapError, NotAuthorizedError
-from persist.store import Store, canister_row, open_store
+from persist.session import Store, open_store
+from persist.store import db, pages, schema
+from persist.store.canisters import canister_row
 from tests.upgrade_helpers import call, history_kinds, plain_get, plain_set, plain_wat
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

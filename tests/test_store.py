@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from persist import db, pages, schema
 from persist.errors import StoreError, StoreLockedError
+from persist.store import db, pages, schema
 
 P = pages.PAGE_SIZE
-MIGRATIONS_DIR = Path(db.__file__).resolve().parent.parent / "migrations"
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
 def _page(fill: int) -> bytes:

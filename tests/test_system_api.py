@@ -25,8 +25,8 @@ from persist import call, install, list_canisters, logs, open_store, run_pending
 from persist.errors import CanisterRejectError, CanisterTrapError, InvalidModuleError
 from persist.host import PAGE, Limits
 from persist.principal import Principal
+from persist.session import Store
 from persist.stable_helper import STABLE_IMPORTS
-from persist.store import Store
 from persist.system_api import AVAILABLE
 from persist.wasm_module import parse_module
 

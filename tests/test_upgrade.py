@@ -24,7 +24,7 @@ from migrate import UpgradeRefusedError, plan_upgrade, upgrade
 from persist.errors import CanisterTrapError, NotAuthorizedError, UpgradeOptionError
 from persist.host import Limits
 from persist.install_code import INVALID_KEEP, MISSING_OPTION, upgrade_code
-from persist.store import Store, open_store
+from persist.session import Store, open_store
 from tests.upgrade_helpers import (
     call,
     history_kinds,

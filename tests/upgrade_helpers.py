@@ -13,9 +13,11 @@ from pathlib import Path
 import sqlalchemy as sa
 import wasmtime
 
-from persist import api, db, pages, schema
+from persist import api
 from persist.candid import encode_args, format_args
-from persist.store import Store, canister_row
+from persist.session import Store
+from persist.store import db, pages, schema
+from persist.store.canisters import canister_row
 from persist.wasm_module import EOP_SECTION, _name, _Reader, _section, leb_u, normalize_wasm, split_sections
 from toolchain.moc import compile_motoko
 

@@ -10,7 +10,7 @@ rolled-back), the worker that owns it (``host:pid``), that worker's heartbeat, h
 claimed, the last error, and a JSON ``detail`` (verify replies taken before the upgrade, snapshot
 id). Workers claim a row with a conditional UPDATE; the mutating entry points of ``persist`` and
 ``migrate`` consult it (index on ``canister``) to refuse changes to a claimed canister. Runs inside
-the transaction of ``persist.db.upgrade_schema`` on both backends.
+the transaction of ``persist.store.db.upgrade_schema`` on both backends.
 """
 
 from __future__ import annotations

@@ -233,7 +233,7 @@ def translate_error(exc: BaseException, engine_or_url: sa.Engine | sa.URL | str)
     """The :class:`StoreError` to raise for a driver error, or None if it is not an operational error.
 
     Accepts SQLAlchemy-wrapped errors as well as raw ``sqlite3`` / ``psycopg`` ones (the page I/O of
-    :mod:`persist.pages` uses driver cursors directly).
+    :mod:`persist.store.pages` uses driver cursors directly).
     """
     where = describe_url(engine_or_url.url if isinstance(engine_or_url, sa.Engine) else engine_or_url)
     orig: BaseException = exc

@@ -19,8 +19,8 @@ import time
 
 import sqlalchemy as sa
 
-from persist import schema
 from persist.errors import GraphcopyError
+from persist.store import schema
 
 __all__ = ["STALE_AFTER_S", "CanisterLockedError", "check_unlocked", "owner_token", "owner_alive", "claim_is_live"]
 

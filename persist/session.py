@@ -1,4 +1,4 @@
-"""The ``Store``: one SQL database of canisters, and the process-local state to run them.
+"""The open store: one SQL database of canisters, and the process-local state to run them.
 
 Every public function of ``persist`` takes a ``Store``. It holds the SQLAlchemy engine (the durable
 state), the wasmtime ``Runtime`` (compiled modules), the execution ``Limits``, the identity that
@@ -10,22 +10,17 @@ version check instead of overwriting it.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
 
 import sqlalchemy as sa
 
-from persist import db, schema
-from persist.errors import CanisterNotFoundError, GraphcopyError
 from persist.host import Limits, LiveCanister, Runtime
 from persist.principal import Principal
-
-IDENTITY_KEY = "identity"
-NEXT_CANISTER_INDEX_KEY = "next_canister_index"
+from persist.store import db, schema
+from persist.store.canisters import IDENTITY_KEY
 
 
 @dataclass
@@ -52,7 +47,7 @@ class Store:
     # durable, for the next command).
     max_messages_per_command: int = 1_000_000
     # The pipeline worker token ("host:pid") this store acts for: canisters that worker has claimed
-    # (``pipeline_locks``) are not refused to it (see ``persist.locks``).
+    # (``pipeline_locks``) are not refused to it (see ``persist.store.locks``).
     lock_owner: str | None = None
 
     def remember(self, canister_id: int, cached: CachedCanister) -> None:
@@ -134,31 +129,3 @@ def _store_identity(engine: sa.Engine) -> Principal:
             return Principal.from_text(existing)
         conn.execute(schema.settings.insert().values(key=IDENTITY_KEY, value=principal.to_text()))
     return principal
-
-
-def canister_row(conn: sa.Connection, name: str) -> sa.Row[Any]:
-    """The canister row by name or principal text; CanisterNotFoundError if there is none."""
-    c = schema.canisters.c
-    row = conn.execute(sa.select(schema.canisters).where(c.name == name)).first()
-    if row is None:
-        row = conn.execute(sa.select(schema.canisters).where(c.principal == name)).first()
-    if row is None:
-        raise CanisterNotFoundError(f"no canister named {name!r} in this store (see `graphcopy list`)")
-    return row
-
-
-def canister_row_by_id(conn: sa.Connection, canister_id: int) -> sa.Row[Any] | None:
-    return conn.execute(sa.select(schema.canisters).where(schema.canisters.c.id == canister_id)).first()
-
-
-def canister_row_by_principal(conn: sa.Connection, principal: bytes) -> sa.Row[Any] | None:
-    text = Principal(principal).to_text()
-    return conn.execute(sa.select(schema.canisters).where(schema.canisters.c.principal == text)).first()
-
-
-def controllers_of(row: sa.Row[Any]) -> list[bytes]:
-    return [Principal.from_text(p).raw for p in json.loads(row.controllers)]
-
-
-class StaleStateError(GraphcopyError):
-    """Another process committed to this canister (or took this message) first; retry."""

@@ -13,7 +13,7 @@ Conventions:
 * ids of tables that grow without bound are ``BIGINT`` on PostgreSQL and ``INTEGER PRIMARY KEY
   AUTOINCREMENT`` on SQLite (a rowid alias, never reused after a delete);
 * every child of ``canisters`` is deleted with it (``ON DELETE CASCADE``; SQLite enforces it
-  because ``persist.db`` turns ``PRAGMA foreign_keys`` on).
+  because ``persist.store.db`` turns ``PRAGMA foreign_keys`` on).
 """
 
 from __future__ import annotations

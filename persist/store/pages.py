@@ -2,7 +2,7 @@
 
 A page that is all zero is never stored: a missing row means "zero page". Every function takes a
 SQLAlchemy ``Connection`` and works inside its current transaction (starting one if none is
-open, like SQLAlchemy's autobegin), so the caller decides where to commit (``persist.db.transaction``).
+open, like SQLAlchemy's autobegin), so the caller decides where to commit (``persist.store.db.transaction``).
 
 Speed notes (measured, see the dependency report): writes use ``executemany`` in batches of 64
 pages; PostgreSQL reads go through a psycopg *binary* cursor (3x faster than SQLAlchemy's text

@@ -1,0 +1,125 @@
+"""Canister rows, canister ids, controllers and the controller check; the modules table.
+
+A canister is found by its name or its principal text. Its row's ``version`` is the
+compare-and-set guard of every commit (:class:`StaleStateError` when another process got there
+first). Canister ids are allocated from a counter in ``settings`` like the replica's canister ranges
+(``Principal.from_canister_index``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import sqlalchemy as sa
+
+from persist.errors import CanisterNotFoundError, GraphcopyError, NotAuthorizedError
+from persist.principal import Principal
+from persist.store import locks, schema
+
+__all__ = [
+    "IDENTITY_KEY",
+    "NEXT_CANISTER_INDEX_KEY",
+    "StaleStateError",
+    "allocate_principal",
+    "canister_row",
+    "canister_row_by_id",
+    "canister_row_by_principal",
+    "controller_row",
+    "controllers_of",
+    "insert_ignore",
+    "next_principal",
+    "store_module",
+]
+
+IDENTITY_KEY = "identity"
+NEXT_CANISTER_INDEX_KEY = "next_canister_index"
+
+
+class StaleStateError(GraphcopyError):
+    """Another process committed to this canister (or took this message) first; retry."""
+
+
+def canister_row(conn: sa.Connection, name: str) -> sa.Row[Any]:
+    """The canister row by name or principal text; CanisterNotFoundError if there is none."""
+    c = schema.canisters.c
+    row = conn.execute(sa.select(schema.canisters).where(c.name == name)).first()
+    if row is None:
+        row = conn.execute(sa.select(schema.canisters).where(c.principal == name)).first()
+    if row is None:
+        raise CanisterNotFoundError(f"no canister named {name!r} in this store (see `graphcopy list`)")
+    return row
+
+
+def canister_row_by_id(conn: sa.Connection, canister_id: int) -> sa.Row[Any] | None:
+    """The canister row with this database id, or None."""
+    return conn.execute(sa.select(schema.canisters).where(schema.canisters.c.id == canister_id)).first()
+
+
+def canister_row_by_principal(conn: sa.Connection, principal: bytes) -> sa.Row[Any] | None:
+    """The canister row with this principal (raw bytes), or None."""
+    text = Principal(principal).to_text()
+    return conn.execute(sa.select(schema.canisters).where(schema.canisters.c.principal == text)).first()
+
+
+def controllers_of(row: sa.Row[Any]) -> list[bytes]:
+    """The raw principals of the canister's controllers."""
+    return [Principal.from_text(p).raw for p in json.loads(row.controllers)]
+
+
+def controller_row(conn: sa.Connection, name: str, caller: Principal, lock_owner: str | None, *,
+                   mutating: bool = True) -> sa.Row[Any]:
+    """The canister's row, if ``caller`` controls it. A ``mutating`` operation is also refused while
+    another process's pipeline has claimed the canister ("locked by ..."); ``lock_owner`` is the
+    pipeline worker the caller acts for, if any."""
+    row = canister_row(conn, name)
+    if caller.raw not in controllers_of(row):
+        raise NotAuthorizedError(f"only a controller of {name!r} may do this (caller {caller.to_text()})")
+    if mutating:
+        locks.check_unlocked(conn, row.name, lock_owner)
+    return row
+
+
+def next_principal(conn: sa.Connection) -> Principal:
+    """The principal the next created canister will get (nothing is allocated)."""
+    s = schema.settings
+    value = conn.execute(sa.select(s.c.value).where(s.c.key == NEXT_CANISTER_INDEX_KEY)).scalar()
+    return Principal.from_canister_index(int(value) if value is not None else 0)
+
+
+def allocate_principal(conn: sa.Connection) -> Principal:
+    """Allocate the next canister id (in the caller's transaction)."""
+    s = schema.settings
+    value = conn.execute(sa.select(s.c.value).where(s.c.key == NEXT_CANISTER_INDEX_KEY)).scalar()
+    index = int(value) if value is not None else 0
+    if value is None:
+        conn.execute(s.insert().values(key=NEXT_CANISTER_INDEX_KEY, value=str(index + 1)))
+    else:
+        conn.execute(s.update().where(s.c.key == NEXT_CANISTER_INDEX_KEY).values(value=str(index + 1)))
+    return Principal.from_canister_index(index)
+
+
+def insert_ignore(conn: sa.Connection, table: sa.Table, index_elements: list[str] | None = None) -> Any:
+    """``INSERT ... ON CONFLICT DO NOTHING`` on ``table`` for the connection's dialect."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).on_conflict_do_nothing(index_elements=index_elements)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table).on_conflict_do_nothing(index_elements=index_elements)
+
+
+def store_module(conn: sa.Connection, wasm: bytes, module_hash: str, custom_sections: dict[str, bytes]) -> None:
+    """Keep a module and its custom sections (once per hash)."""
+    exists = conn.execute(sa.select(schema.modules.c.hash).where(schema.modules.c.hash == module_hash)).scalar()
+    if exists:
+        return
+    # Another process may store the same module concurrently (PostgreSQL READ COMMITTED: both see it
+    # absent), so insert with ON CONFLICT DO NOTHING; the content is the same by construction (the hash).
+    conn.execute(insert_ignore(conn, schema.modules).values(
+        hash=module_hash, wasm=wasm, size=len(wasm), created_at_ns=time.time_ns()))
+    if custom_sections:
+        conn.execute(insert_ignore(conn, schema.module_sections), [
+            {"module_hash": module_hash, "name": k, "data": v} for k, v in custom_sections.items()])

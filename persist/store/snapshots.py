@@ -1,0 +1,229 @@
+"""Snapshot rows and their content-addressed pages, in SQL.
+
+A snapshot holds a canister's module (by hash), its heap and stable pages, and its metadata
+(memory sizes, globals, timer, certified data, controllers, status, version, migration record).
+Pages are content-addressed: ``page_blobs`` keeps each distinct 64 KiB page once (keyed by its
+sha256), and ``snapshot_pages`` maps every stored page of a snapshot to its blob. A snapshot
+therefore costs storage only for the pages no other snapshot already holds (``bytes_new``), and
+deleting one frees the blobs no other snapshot references. The live page tables are untouched:
+taking a snapshot reads them, restoring one rewrites them in the server (``INSERT ... SELECT``).
+
+The public functions over an open store (controller checks, draining the queue, dropping cached
+instances) are in :mod:`persist.api.snapshots`; this module is the SQL under them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from persist.errors import CanisterStateError, SnapshotNotFoundError
+from persist.store import pages, schema
+from persist.store.canisters import StaleStateError, insert_ignore
+from persist.store.events import add_history
+
+__all__ = [
+    "UPGRADE_PURPOSE",
+    "SnapshotInfo",
+    "delete_all_snapshots",
+    "delete_snapshot_rows",
+    "migration_in_progress",
+    "record_snapshot",
+    "refuse_during_migration",
+    "restore_snapshot",
+    "snapshot_info",
+    "snapshot_row",
+    "upgrade_snapshots",
+]
+
+#: ``metadata["purpose"]`` of the snapshot ``graphcopy upgrade`` takes before it changes anything.
+UPGRADE_PURPOSE = "upgrade"
+# Migration phases during which the canister is blocked (see migrate.record; persist does not import migrate).
+_UNFINISHED_PHASES = ("stabilizing", "stabilized", "upgrading", "upgraded", "destabilizing", "failed")
+_BATCH = pages.BATCH_PAGES
+
+
+@dataclass
+class SnapshotInfo:
+    id: int
+    canister: str
+    created_at_ns: int
+    label: str | None
+    module_hash: str | None
+    version: int  # the canister's version when the snapshot was taken
+    heap_pages: int  # memory sizes in 64 KiB pages
+    stable_pages: int
+    stored_heap_pages: int  # non-zero pages the snapshot maps
+    stored_stable_pages: int
+    bytes_new: int  # bytes of page blobs this snapshot added to the store
+    purpose: str | None = None
+    upgrade_to: str | None = None
+    rolled_back_at_ns: int | None = None
+
+
+def migration_in_progress(row: sa.Row[Any]) -> bool:
+    """Whether the canister row records an unfinished graph-copy migration."""
+    if not row.migration:
+        return False
+    return json.loads(row.migration).get("phase") in _UNFINISHED_PHASES
+
+
+def refuse_during_migration(row: sa.Row[Any], what: str) -> None:
+    """CanisterStateError if a graph-copy migration of the canister is in progress."""
+    if migration_in_progress(row):
+        raise CanisterStateError(
+            f"cannot {what} canister {row.name!r}: a graph-copy migration is in progress "
+            f"(finish it with `graphcopy upgrade {row.name} --resume`, or load a snapshot)")
+
+
+def snapshot_info(conn: sa.Connection, name: str, snap: sa.Row[Any]) -> SnapshotInfo:
+    """The public description of a snapshot row of canister ``name``."""
+    sp = schema.snapshot_pages
+    counts: dict[str, int] = dict(conn.execute(
+        sa.select(sp.c.kind, sa.func.count()).where(sp.c.snapshot_id == snap.id).group_by(sp.c.kind)).all())
+    meta = json.loads(snap.metadata)
+    return SnapshotInfo(
+        id=int(snap.id), canister=name, created_at_ns=int(snap.created_at_ns), label=snap.label,
+        module_hash=snap.module_hash, version=int(meta.get("version", 0)), heap_pages=int(snap.heap_pages),
+        stable_pages=int(snap.stable_pages), stored_heap_pages=int(counts.get(pages.HEAP, 0)),
+        stored_stable_pages=int(counts.get(pages.STABLE, 0)), bytes_new=int(snap.bytes_new),
+        purpose=meta.get("purpose"), upgrade_to=meta.get("upgrade_to"),
+        rolled_back_at_ns=meta.get("rolled_back_at_ns"))
+
+
+def _store_pages(conn: sa.Connection, snapshot_id: int, kind: str, canister_id: int) -> int:
+    """Map the canister's stored pages of ``kind`` into the snapshot; returns the bytes of new blobs."""
+    pb = schema.page_blobs
+    insert_blob = insert_ignore(conn, pb, ["hash"])
+    added = 0
+    batch: list[tuple[int, str, bytes]] = []
+
+    def flush() -> int:
+        hashes = {h for _, h, _ in batch}
+        present = set(conn.execute(sa.select(pb.c.hash).where(pb.c.hash.in_(hashes))).scalars())
+        new: dict[str, bytes] = {h: d for _, h, d in batch if h not in present}
+        if new:
+            conn.execute(insert_blob, [{"hash": h, "data": d} for h, d in new.items()])
+        conn.execute(schema.snapshot_pages.insert(), [
+            {"snapshot_id": snapshot_id, "kind": kind, "page_no": no, "blob_hash": h} for no, h, _ in batch])
+        batch.clear()
+        return len(new) * pages.PAGE_SIZE
+
+    # Read everything first (bounded per batch by read_pages), so no insert runs while its cursor is open.
+    for page_no, data in list(pages.read_pages(conn, kind, canister_id)):
+        data = bytes(data)
+        batch.append((int(page_no), hashlib.sha256(data).hexdigest(), data))
+        if len(batch) >= _BATCH:
+            added += flush()
+    if batch:
+        added += flush()
+    return added
+
+
+def record_snapshot(conn: sa.Connection, row: sa.Row[Any], label: str | None, *, purpose: str | None,
+                    upgrade_to: str | None) -> SnapshotInfo:
+    """Snapshot the committed state of the canister ``row`` describes, in the caller's transaction."""
+    meta: dict[str, Any] = {
+        "heap_pages": int(row.heap_pages), "stable_pages": int(row.stable_pages), "globals": row.globals,
+        "timer_ns": int(row.timer_ns),
+        "certified_data": bytes(row.certified_data).hex() if row.certified_data is not None else None,
+        "controllers": json.loads(row.controllers), "status": row.status, "version": int(row.version),
+        "migration": row.migration, "purpose": purpose, "upgrade_to": upgrade_to,
+    }
+    res = conn.execute(schema.snapshots.insert().values(
+        canister_id=row.id, created_at_ns=time.time_ns(), label=label, module_hash=row.module_hash,
+        metadata=json.dumps(meta), heap_pages=int(row.heap_pages), stable_pages=int(row.stable_pages),
+        bytes_new=0))
+    pk = res.inserted_primary_key
+    assert pk is not None
+    snapshot_id = int(pk[0])
+    added = _store_pages(conn, snapshot_id, pages.HEAP, row.id)
+    added += _store_pages(conn, snapshot_id, pages.STABLE, row.id)
+    s = schema.snapshots
+    conn.execute(s.update().where(s.c.id == snapshot_id).values(bytes_new=added))
+    snap = conn.execute(sa.select(s).where(s.c.id == snapshot_id)).one()
+    return snapshot_info(conn, row.name, snap)
+
+
+def snapshot_row(conn: sa.Connection, row: sa.Row[Any], snapshot_id: int) -> sa.Row[Any]:
+    """The snapshot ``snapshot_id`` of the canister ``row``; SnapshotNotFoundError if it has none such."""
+    s = schema.snapshots
+    snap = conn.execute(sa.select(s).where(s.c.id == snapshot_id, s.c.canister_id == row.id)).first()
+    if snap is None:
+        raise SnapshotNotFoundError(f"no snapshot {snapshot_id} for canister {row.name}")
+    return snap
+
+
+def restore_snapshot(conn: sa.Connection, row: sa.Row[Any], snap: sa.Row[Any], *, history_kind: str,
+                     mark_rolled_back: bool = False) -> SnapshotInfo:
+    """Make the canister exactly the state ``snap`` holds (module, pages, metadata), bumping its
+    version; refused while it has open call contexts or queued messages."""
+    open_contexts = conn.execute(sa.select(sa.func.count()).select_from(schema.call_contexts).where(
+        schema.call_contexts.c.canister_id == row.id)).scalar() or 0
+    queued = conn.execute(sa.select(sa.func.count()).select_from(schema.messages).where(
+        schema.messages.c.canister_id == row.id)).scalar() or 0
+    if open_contexts or queued:
+        raise CanisterStateError(
+            f"canister {row.name!r} has {open_contexts} open call context(s) and {queued} queued message(s); "
+            f"run `graphcopy tick` (or stop it and let them finish) before loading a snapshot")
+    meta = json.loads(snap.metadata)
+    c = schema.canisters.c
+    upd = conn.execute(schema.canisters.update().where(c.id == row.id, c.version == row.version).values(
+        module_hash=snap.module_hash, heap_pages=int(snap.heap_pages), stable_pages=int(snap.stable_pages),
+        globals=meta["globals"], timer_ns=int(meta["timer_ns"]),
+        certified_data=bytes.fromhex(meta["certified_data"]) if meta["certified_data"] is not None else None,
+        controllers=json.dumps(meta["controllers"]), status=meta["status"], migration=meta["migration"],
+        version=int(row.version) + 1, updated_at_ns=time.time_ns()))
+    if upd.rowcount != 1:
+        raise StaleStateError(f"canister {row.name!r} was changed by another process; retry")
+    for kind in (pages.HEAP, pages.STABLE):
+        pages.delete_pages(conn, kind, row.id)
+        table = schema.page_table(kind)
+        sp, pb = schema.snapshot_pages, schema.page_blobs
+        conn.execute(table.insert().from_select(
+            ["canister_id", "page_no", "data"],
+            sa.select(sa.literal(row.id, sa.Integer), sp.c.page_no, pb.c.data)
+            .join(pb, pb.c.hash == sp.c.blob_hash)
+            .where(sp.c.snapshot_id == snap.id, sp.c.kind == kind)))
+    add_history(conn, row.id, history_kind, snap.module_hash, {"snapshot_id": int(snap.id), "from": row.module_hash})
+    if mark_rolled_back:
+        meta["rolled_back_at_ns"] = time.time_ns()
+        s = schema.snapshots
+        conn.execute(s.update().where(s.c.id == snap.id).values(metadata=json.dumps(meta)))
+        snap = conn.execute(sa.select(s).where(s.c.id == snap.id)).one()
+    return snapshot_info(conn, row.name, snap)
+
+
+def delete_snapshot_rows(conn: sa.Connection, snapshot_ids: list[int]) -> None:
+    """Delete these snapshots and every page blob no other snapshot references."""
+    if not snapshot_ids:
+        return
+    sp, pb, s = schema.snapshot_pages, schema.page_blobs, schema.snapshots
+    # Collect the candidate blobs before the map rows go, then drop those nobody else maps.
+    candidates = list(conn.execute(sa.select(sp.c.blob_hash).where(sp.c.snapshot_id.in_(snapshot_ids))
+                                   .distinct()).scalars())
+    conn.execute(sp.delete().where(sp.c.snapshot_id.in_(snapshot_ids)))
+    conn.execute(s.delete().where(s.c.id.in_(snapshot_ids)))
+    other = sa.select(sa.literal(1)).where(sp.c.blob_hash == pb.c.hash).exists()
+    for i in range(0, len(candidates), 500):
+        chunk = candidates[i:i + 500]
+        conn.execute(pb.delete().where(pb.c.hash.in_(chunk), ~other))
+
+
+def delete_all_snapshots(conn: sa.Connection, canister_id: int) -> None:
+    """Delete every snapshot of a canister and the blobs only they used."""
+    s = schema.snapshots
+    ids = [int(i) for i in conn.execute(sa.select(s.c.id).where(s.c.canister_id == canister_id)).scalars()]
+    delete_snapshot_rows(conn, ids)
+
+
+def upgrade_snapshots(conn: sa.Connection, canister_id: int) -> list[sa.Row[Any]]:
+    """The canister's snapshots that an upgrade took before it changed anything, newest first."""
+    s = schema.snapshots
+    rows = conn.execute(sa.select(s).where(s.c.canister_id == canister_id).order_by(s.c.id.desc())).all()
+    return [snap for snap in rows if json.loads(snap.metadata).get("purpose") == UPGRADE_PURPOSE]
