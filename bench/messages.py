@@ -30,9 +30,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from persist import api  # noqa: E402
-from persist.host import LiveCanister  # noqa: E402
+from persist.host.live import LiveCanister  # noqa: E402
+from persist.host.system_api.context import MessageContext  # noqa: E402
 from persist.session import Store, open_store  # noqa: E402
-from persist.system_api import MessageContext  # noqa: E402
 
 EMPTY = b"DIDL\x00\x00"
 MIB = 1024 * 1024

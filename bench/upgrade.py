@@ -40,11 +40,13 @@ sys.path.insert(0, str(ROOT))
 
 from migrate import upgrade  # noqa: E402
 from persist import api, execution  # noqa: E402
-from persist.host import PAGE, Limits, LiveCanister  # noqa: E402
+from persist.host.limits import Limits  # noqa: E402
+from persist.host.live import LiveCanister  # noqa: E402
+from persist.host.memory import PAGE  # noqa: E402
+from persist.host.system_api.context import POST_UPGRADE, PRE_UPGRADE, REPLY, UPDATE, MessageContext, OutgoingCall  # noqa: E402
 from persist.session import Store, open_store  # noqa: E402
 from persist.store import db  # noqa: E402
 from persist.store.canisters import canister_row  # noqa: E402
-from persist.system_api import POST_UPGRADE, PRE_UPGRADE, REPLY, UPDATE, MessageContext, OutgoingCall  # noqa: E402
 from toolchain.moc import compile_motoko  # noqa: E402
 
 EMPTY = b"DIDL\x00\x00"

@@ -162,7 +162,7 @@ def install(
     """Install a module on a canister, running its init."""
     from persist import api
     from persist.candid import encode_args
-    from persist.wasm_module import parse_module
+    from persist.host.module import parse_module
 
     with opened(ctx) as store, errors():
         data = read_wasm(wasm)
@@ -474,7 +474,7 @@ def upgrade(
     from migrate import upgrade as run_upgrade
     from persist import api
     from persist.candid import encode_args
-    from persist.wasm_module import parse_module
+    from persist.host.module import parse_module
 
     with opened(ctx) as store, errors():
         data = read_wasm(wasm) if wasm is not None else None

@@ -17,8 +17,8 @@ from migrate.errors import StableTypeError
 from migrate.plan import canister_side
 from migrate.stable_types import StableSignature, format_signature, parse_signature
 from persist.errors import GraphcopyError
+from persist.host.module import parse_module
 from persist.session import Store
-from persist.wasm_module import parse_module
 
 
 class NoSignatureError(GraphcopyError):

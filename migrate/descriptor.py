@@ -1225,9 +1225,9 @@ def _canister_descriptor_blobs(store: Store, name: str) -> tuple[bytes, bytes]:
     import sqlalchemy as sa
 
     from persist.errors import CanisterStateError
+    from persist.host.module import EOP_SECTION
     from persist.store import db, pages, schema
     from persist.store.canisters import canister_row
-    from persist.wasm_module import EOP_SECTION
 
     with db.read_transaction(store.engine) as conn:
         row = canister_row(conn, name)

@@ -34,11 +34,11 @@ from persist.errors import (
     NotAuthorizedError,
     UpgradeOptionError,
 )
+from persist.host.module import ModuleInfo
 from persist.install_code import upgrade_code
 from persist.session import Store
 from persist.store import canisters, db, locks, schema
 from persist.store.canisters import canister_row, controllers_of
-from persist.wasm_module import ModuleInfo
 
 STABILIZE_METHOD = "__motoko_stabilize_before_upgrade"
 DESTABILIZE_METHOD = "__motoko_destabilize_after_upgrade"

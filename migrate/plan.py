@@ -57,10 +57,10 @@ from migrate.stable_types import (
     parse_signature,
 )
 from persist.errors import CanisterStateError, GraphcopyError, UpgradeOptionError
+from persist.host.module import EOP_SECTION, ModuleInfo, parse_module
 from persist.session import Store
 from persist.store import db, schema
 from persist.store.canisters import canister_row
-from persist.wasm_module import EOP_SECTION, ModuleInfo, parse_module
 
 MODES = ("auto", "keep", "replace", "graph-copy")
 PATHS = ("keep", "replace", "graph-copy", "refuse", "none")

@@ -29,7 +29,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from persist import execution
-from persist.host import PAGE
+from persist.host.memory import PAGE
 from persist.session import Store
 from persist.store import db, schema
 from persist.store.canisters import canister_row

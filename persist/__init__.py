@@ -34,7 +34,7 @@ _EXPORTS = {
     "start": "persist.api",
     "status": "persist.api",
     "stop": "persist.api",
-    "Limits": "persist.host",
+    "Limits": "persist.host.limits",
     "Store": "persist.session",
     "open_store": "persist.session",
 }

@@ -23,14 +23,16 @@ from persist.errors import (
     MethodNotFoundError,
     NotAuthorizedError,
 )
-from persist.host import PAGE, LiveCanister, encode_globals
+from persist.host.globals import encode_globals
+from persist.host.live import LiveCanister
+from persist.host.memory import PAGE
+from persist.host.module import ModuleInfo, parse_module
+from persist.host.system_api.context import INIT, REJECT_CANISTER_ERROR, REJECT_CANISTER_REJECT, MessageContext
 from persist.principal import Principal
 from persist.session import CachedCanister, Store
 from persist.store import canisters, db, events, locks, pages, schema
 from persist.store.canisters import StaleStateError, canister_row, controllers_of
 from persist.store.snapshots import delete_all_snapshots
-from persist.system_api import INIT, REJECT_CANISTER_ERROR, REJECT_CANISTER_REJECT, MessageContext
-from persist.wasm_module import ModuleInfo, parse_module
 
 if TYPE_CHECKING:
     from persist.candid import ServiceInterface

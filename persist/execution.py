@@ -27,12 +27,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from persist.errors import CanisterStateError
-from persist.host import PAGE, LiveCanister, MessageResult, decode_globals, encode_globals
-from persist.principal import Principal
-from persist.session import CachedCanister, Store
-from persist.store import db, events, pages, schema
-from persist.store.canisters import StaleStateError, canister_row_by_id, controllers_of
-from persist.system_api import (
+from persist.host.globals import decode_globals, encode_globals
+from persist.host.live import LiveCanister, MessageResult
+from persist.host.memory import PAGE
+from persist.host.system_api.context import (
     CLEANUP,
     INSPECT,
     QUERY,
@@ -45,6 +43,10 @@ from persist.system_api import (
     Callback,
     MessageContext,
 )
+from persist.principal import Principal
+from persist.session import CachedCanister, Store
+from persist.store import db, events, pages, schema
+from persist.store.canisters import StaleStateError, canister_row_by_id, controllers_of
 
 Origin = dict[str, Any]
 Response = tuple[str, bytes, int, str]

@@ -19,11 +19,12 @@ from typing import Any
 from persist import execution
 from persist.api import EMPTY_ARGS
 from persist.errors import CanisterStateError, CanisterTrapError, UpgradeOptionError
-from persist.host import PAGE, LiveCanister
+from persist.host.live import LiveCanister
+from persist.host.memory import PAGE
+from persist.host.system_api.context import POST_UPGRADE, PRE_UPGRADE, MessageContext
 from persist.session import Store
 from persist.store import db, events, pages
 from persist.store.canisters import controller_row, store_module
-from persist.system_api import POST_UPGRADE, PRE_UPGRADE, MessageContext
 
 MISSING_OPTION = ("Missing upgrade option: Enhanced orthogonal persistence requires the "
                   "`wasm_memory_persistence` upgrade option.")

@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from persist.host import Limits, LiveCanister, Runtime
+from persist.host.limits import Limits
+from persist.host.live import LiveCanister
+from persist.host.runtime import Runtime
 from persist.principal import Principal
 from persist.store import db, schema
 from persist.store.canisters import IDENTITY_KEY

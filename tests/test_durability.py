@@ -47,7 +47,8 @@ from persist.errors import (
     InvalidModuleError,
     StoreLockedError,
 )
-from persist.host import LOAD_GROUP_PAGES, PAGE, Limits
+from persist.host.limits import Limits
+from persist.host.memory import LOAD_GROUP_PAGES, PAGE
 from persist.principal import Principal
 from persist.session import Store
 from persist.store import pages
@@ -102,7 +103,7 @@ PRELUDE = """
 import json, os, struct, sys
 from persist import call, install, open_store, run_pending, status
 from persist.errors import CanisterStateError
-from persist.host import Limits
+from persist.host.limits import Limits
 url, wasm_path = sys.argv[1], sys.argv[2]
 i64 = lambda v: struct.pack("<q", v)
 s64 = lambda b: struct.unpack_from("<q", b)[0]
@@ -263,7 +264,7 @@ def test_stable_memory_loads_lazily(db_url: str, monkeypatch: pytest.MonkeyPatch
     assert live.stable_pages == n_pages
     first = 500 // LOAD_GROUP_PAGES * LOAD_GROUP_PAGES
     group = set(range(first, first + LOAD_GROUP_PAGES))
-    loaded = live._map_array(live.loaded, n_pages)
+    loaded = live.stable.loaded_map()
     assert set(loaded.nonzero()[0].tolist()) == group
     assert None not in requested  # never "all pages"
     assert set().union(*map(set, requested)) == group  # type: ignore[arg-type]
@@ -271,7 +272,7 @@ def test_stable_memory_loads_lazily(db_url: str, monkeypatch: pytest.MonkeyPatch
 
     # Another page: one more group, nothing reloaded.
     assert s64(reply(st, "dur", "page_word", i64(n_pages - 1))) == n_pages
-    loaded = live._map_array(live.loaded, n_pages)
+    loaded = live.stable.loaded_map()
     assert int(loaded.sum()) == 2 * LOAD_GROUP_PAGES
     assert sum(len(r or []) for r in requested) == 2 * LOAD_GROUP_PAGES
     assert s64(reply(st, "dur", "page_word", i64(500))) == 501

@@ -30,7 +30,7 @@ from migrate import MigrationStateError, UpgradeRefusedError, destabilize, plan_
 from migrate.graph_copy import BLOCKED_TRAP
 from migrate.record import PHASES
 from persist.errors import CanisterTrapError, NotAuthorizedError
-from persist.host import Limits
+from persist.host.limits import Limits
 from persist.session import Store, open_store
 from tests.upgrade_helpers import call, history_kinds, install, motoko, with_eop_section
 

@@ -41,7 +41,7 @@ class Canister:
 
 
 def install(store: Store, name: str, wasm: bytes, arg: str = "()") -> Canister:
-    from persist.wasm_module import parse_module
+    from persist.host.module import parse_module
 
     iface = api.module_interface(parse_module(wasm))
     api.install(store, name, wasm, arg=encode_args(arg, iface.init_args if iface else None))

@@ -357,7 +357,7 @@ def test_cli_snapshots_and_rollback(sqlite_url: str) -> None:
 
 def test_rollback_of_a_graph_copy_and_loading_out_of_a_stuck_migration(sqlite_url: str, moc: None) -> None:
     from migrate import stabilize
-    from persist.host import Limits
+    from persist.host.limits import Limits
     from tests.upgrade_helpers import motoko
 
     with open_store(sqlite_url, limits=Limits(performance_counter_scale=100_000.0)) as st:

@@ -6,8 +6,8 @@ reaches the host: ``canisters/system_api.wat`` (a 64-bit memory, like moc output
 stable64 API on a 32-bit heap, availability traps, call construction misuse).
 
 The 34 ic0 functions moc canisters rely on are exercised here (``COVERED``): 26 served by Python
-(``persist.system_api``) and the 8 stable memory functions served by the Wasm helper
-(``persist.stable_helper.STABLE_IMPORTS``); ``test_every_import_is_exercised`` keeps that true.
+(``persist.host.system_api``) and the 8 stable memory functions served by the Wasm helper
+(``persist.host.stable_helper.STABLE_IMPORTS``); ``test_every_import_is_exercised`` keeps that true.
 """
 
 from __future__ import annotations
@@ -23,12 +23,13 @@ import wasmtime
 
 from persist import call, install, list_canisters, logs, open_store, run_pending, status
 from persist.errors import CanisterRejectError, CanisterTrapError, InvalidModuleError
-from persist.host import PAGE, Limits
+from persist.host.limits import Limits
+from persist.host.memory import PAGE
+from persist.host.module import parse_module
+from persist.host.stable_helper import STABLE_IMPORTS
+from persist.host.system_api import AVAILABLE
 from persist.principal import Principal
 from persist.session import Store
-from persist.stable_helper import STABLE_IMPORTS
-from persist.system_api import AVAILABLE
-from persist.wasm_module import parse_module
 
 CANISTERS = Path(__file__).resolve().parent / "canisters"
 U64 = 2**64

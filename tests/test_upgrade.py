@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from cli.main import app
 from migrate import UpgradeRefusedError, plan_upgrade, upgrade
 from persist.errors import CanisterTrapError, NotAuthorizedError, UpgradeOptionError
-from persist.host import Limits
+from persist.host.limits import Limits
 from persist.install_code import INVALID_KEEP, MISSING_OPTION, upgrade_code
 from persist.session import Store, open_store
 from tests.upgrade_helpers import (

@@ -15,10 +15,11 @@ import wasmtime
 
 from persist import api
 from persist.candid import encode_args, format_args
+from persist.host.module import EOP_SECTION
+from persist.host.wasm_binary import WasmReader, encode_name, encode_section, leb_u, normalize_wasm, split_sections
 from persist.session import Store
 from persist.store import db, pages, schema
 from persist.store.canisters import canister_row
-from persist.wasm_module import EOP_SECTION, _name, _Reader, _section, leb_u, normalize_wasm, split_sections
 from toolchain.moc import compile_motoko
 
 UPGRADES = Path(__file__).parent / "canisters" / "upgrades"
@@ -76,8 +77,8 @@ def with_eop_section(wasm: bytes, text: str) -> bytes:
     out = bytearray(data[:8])
     for sid, start, end in split_sections(data):
         body = data[start:end]
-        if sid == 0 and _Reader(body).name() == EOP_SECTION:
-            out += _section(0, _name(EOP_SECTION) + text.encode())
+        if sid == 0 and WasmReader(body).name() == EOP_SECTION:
+            out += encode_section(0, encode_name(EOP_SECTION) + text.encode())
             continue
         out += bytes([sid]) + leb_u(len(body)) + body
     return bytes(out)

@@ -1,0 +1,170 @@
+"""What every ``ic0`` function works with: the message being run, the canister it runs on, and the
+helpers that check availability and move bytes between the heap and the host.
+
+The message kinds are named as in the interface spec's availability table. A function called from
+a kind of message that may not use it traps with the IC's text (``"ic0.X" cannot be executed in K
+mode``). Heap access is bounds-checked and traps "heap out of bounds", as on the IC.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from persist.host.limits import Limits
+from persist.host.traps import HostTrap
+
+__all__ = [
+    "ALL_KINDS",
+    "CLEANUP",
+    "INIT",
+    "INSPECT",
+    "MAX_PRINCIPAL_LEN",
+    "NOT_START",
+    "POST_UPGRADE",
+    "PRE_UPGRADE",
+    "QUERY",
+    "REJECT",
+    "REJECT_CANISTER_ERROR",
+    "REJECT_CANISTER_REJECT",
+    "REJECT_DESTINATION_INVALID",
+    "REJECT_SYS_FATAL",
+    "REJECT_SYS_TRANSIENT",
+    "REPLY",
+    "START",
+    "TIMER",
+    "UPDATE",
+    "Callback",
+    "CanisterView",
+    "MessageContext",
+    "OutgoingCall",
+    "SystemEnv",
+]
+
+# Message kinds, named as in the interface spec's availability table.
+START, INIT, PRE_UPGRADE, POST_UPGRADE = "start", "init", "pre_upgrade", "post_upgrade"
+UPDATE, QUERY, REPLY, REJECT, CLEANUP, TIMER = "update", "query", "reply", "reject", "cleanup", "timer"
+INSPECT = "inspect"
+
+ALL_KINDS = frozenset({START, INIT, PRE_UPGRADE, POST_UPGRADE, UPDATE, QUERY, REPLY, REJECT, CLEANUP, TIMER, INSPECT})
+NOT_START = ALL_KINDS - {START}
+
+#: The longest principal the IC accepts (bytes).
+MAX_PRINCIPAL_LEN = 29
+
+REJECT_SYS_FATAL, REJECT_SYS_TRANSIENT, REJECT_DESTINATION_INVALID = 1, 2, 3
+REJECT_CANISTER_REJECT, REJECT_CANISTER_ERROR = 4, 5
+
+
+@dataclass
+class Callback:
+    """Where a response to an outgoing call is delivered: functions in the caller's table."""
+
+    reply_fun: int
+    reply_env: int
+    reject_fun: int
+    reject_env: int
+    cleanup_fun: int | None = None
+    cleanup_env: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Callback:
+        return cls(**d)
+
+
+@dataclass
+class OutgoingCall:
+    """A call the running message made; it is sent only if the message commits."""
+
+    callee: bytes
+    method: str
+    callback: Callback
+    arg: bytearray = field(default_factory=bytearray)
+    cycles: int = 0
+    timeout_seconds: int | None = None
+
+
+@dataclass
+class MessageContext:
+    """The per-message state the System API reads and writes."""
+
+    kind: str
+    caller: bytes = b""
+    arg: bytes = b""
+    time_ns: int = 0
+    # The call context can still be answered (False once replied, or for timers and callbacks of
+    # a context that has been answered already).
+    can_respond: bool = False
+    reject_code: int = 0
+    reject_message: str = ""
+    refunded_cycles: int = 0
+    reply_buffer: bytearray = field(default_factory=bytearray)
+    response: tuple[str, bytes, int, str] | None = None  # ("reply", data, 0, "") / ("reject", b"", code, msg)
+    pending_call: OutgoingCall | None = None
+    calls: list[OutgoingCall] = field(default_factory=list)
+    logs: list[tuple[int, str]] = field(default_factory=list)
+    instruction_limit: int = 0
+    instructions_used: int = 0
+    method: str = ""
+    cycles_available: int = 0
+    cycles_accepted: int = 0
+    replicated: bool = True
+    accepted_message: bool = False
+
+
+class CanisterView(Protocol):
+    """What the System API sees of the live canister it serves (``persist.host.live.LiveCanister``)."""
+
+    ctx: MessageContext | None
+    limits: Limits
+    principal: bytes
+    status: str
+    controllers: set[bytes]
+    timer_ns: int
+    version: int
+    certified_data: bytes
+
+    def heap_span(self) -> tuple[int, int]: ...
+
+    def fuel_left(self) -> int: ...
+
+
+class SystemEnv:
+    """The shared helpers of the ``ic0`` functions of one live canister."""
+
+    def __init__(self, canister: CanisterView, available: Mapping[str, frozenset[str]]) -> None:
+        self.canister = canister
+        self.available = available
+
+    def ctx_for(self, name: str) -> MessageContext:
+        """The running message's context, if ``ic0.name`` may be used in it; else trap."""
+        ctx = self.canister.ctx
+        if ctx is None or ctx.kind not in self.available[name]:
+            where = ctx.kind if ctx is not None else "no message"
+            raise HostTrap(f'"ic0.{name}" cannot be executed in {where} mode')
+        return ctx
+
+    def heap_read(self, ptr: int, size: int) -> bytes:
+        """``size`` bytes of the heap at ``ptr`` (bounds-checked)."""
+        base, length = self.canister.heap_span()
+        if ptr < 0 or size < 0 or ptr + size > length:
+            raise HostTrap("heap out of bounds")
+        return ctypes.string_at(base + ptr, size)
+
+    def heap_write(self, ptr: int, data: bytes) -> None:
+        """Write ``data`` into the heap at ``ptr`` (bounds-checked)."""
+        base, length = self.canister.heap_span()
+        if ptr < 0 or ptr + len(data) > length:
+            raise HostTrap("heap out of bounds")
+        ctypes.memmove(base + ptr, data, len(data))
+
+    def copy_out(self, name: str, source: bytes, dst: int, offset: int, size: int) -> None:
+        """The ``*_copy(dst, offset, size)`` convention: ``source[offset:offset+size]`` to the heap."""
+        if offset + size > len(source):
+            raise HostTrap(f"ic0.{name}: source out of bounds (offset {offset} + size {size} > {len(source)})")
+        self.heap_write(dst, source[offset:offset + size])

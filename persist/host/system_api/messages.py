@@ -1,0 +1,122 @@
+"""``ic0`` functions about the message itself: its argument, caller, method name, and its answer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from persist.host.system_api.context import (
+    INIT,
+    INSPECT,
+    POST_UPGRADE,
+    PRE_UPGRADE,
+    QUERY,
+    REJECT,
+    REJECT_CANISTER_REJECT,
+    REPLY,
+    UPDATE,
+    MessageContext,
+    SystemEnv,
+)
+from persist.host.traps import HostTrap
+
+AVAILABLE: dict[str, frozenset[str]] = {
+    "msg_arg_data_size": frozenset({INIT, POST_UPGRADE, UPDATE, QUERY, REPLY, INSPECT}),
+    "msg_arg_data_copy": frozenset({INIT, POST_UPGRADE, UPDATE, QUERY, REPLY, INSPECT}),
+    "msg_caller_size": frozenset({INIT, PRE_UPGRADE, POST_UPGRADE, UPDATE, QUERY, INSPECT}),
+    "msg_caller_copy": frozenset({INIT, PRE_UPGRADE, POST_UPGRADE, UPDATE, QUERY, INSPECT}),
+    "msg_method_name_size": frozenset({INSPECT}),
+    "msg_method_name_copy": frozenset({INSPECT}),
+    "accept_message": frozenset({INSPECT}),
+    "msg_deadline": frozenset({UPDATE, QUERY, REPLY, REJECT}),
+    "msg_reject_code": frozenset({REPLY, REJECT}),
+    "msg_reject_msg_size": frozenset({REJECT}),
+    "msg_reject_msg_copy": frozenset({REJECT}),
+    "msg_reply_data_append": frozenset({UPDATE, QUERY, REPLY, REJECT}),
+    "msg_reply": frozenset({UPDATE, QUERY, REPLY, REJECT}),
+    "msg_reject": frozenset({UPDATE, QUERY, REPLY, REJECT}),
+}
+
+
+def functions(env: SystemEnv) -> dict[str, Callable[..., Any]]:
+    """This area's ``ic0`` functions, closed over one canister's environment."""
+    ctx_for, heap_read, copy_out = env.ctx_for, env.heap_read, env.copy_out
+    limits = env.canister.limits
+
+    def msg_arg_data_size() -> int:
+        return len(ctx_for("msg_arg_data_size").arg)
+
+    def msg_arg_data_copy(dst: int, offset: int, size: int) -> None:
+        copy_out("msg_arg_data_copy", ctx_for("msg_arg_data_copy").arg, dst, offset, size)
+
+    def msg_caller_size() -> int:
+        return len(ctx_for("msg_caller_size").caller)
+
+    def msg_caller_copy(dst: int, offset: int, size: int) -> None:
+        copy_out("msg_caller_copy", ctx_for("msg_caller_copy").caller, dst, offset, size)
+
+    def msg_reject_code() -> int:
+        ctx = ctx_for("msg_reject_code")
+        return ctx.reject_code if ctx.kind == REJECT else 0
+
+    def msg_reject_msg_size() -> int:
+        return len(ctx_for("msg_reject_msg_size").reject_message.encode())
+
+    def msg_reject_msg_copy(dst: int, offset: int, size: int) -> None:
+        msg = ctx_for("msg_reject_msg_copy").reject_message.encode()
+        copy_out("msg_reject_msg_copy", msg, dst, offset, size)
+
+    def answerable(name: str) -> MessageContext:
+        ctx = ctx_for(name)
+        if not ctx.can_respond or ctx.response is not None:
+            raise HostTrap(f"ic0.{name}: the call is already replied")
+        return ctx
+
+    def msg_reply_data_append(src: int, size: int) -> None:
+        ctx = answerable("msg_reply_data_append")
+        ctx.reply_buffer += heap_read(src, size)
+        if len(ctx.reply_buffer) > limits.max_response_bytes:
+            raise HostTrap("ic0.msg_reply_data_append: application payload size "
+                           f"({len(ctx.reply_buffer)}) cannot be larger than {limits.max_response_bytes}")
+
+    def msg_reply() -> None:
+        ctx = answerable("msg_reply")
+        ctx.response = ("reply", bytes(ctx.reply_buffer), 0, "")
+
+    def msg_reject(src: int, size: int) -> None:
+        ctx = answerable("msg_reject")
+        text = heap_read(src, size).decode("utf-8", errors="replace")
+        ctx.response = ("reject", b"", REJECT_CANISTER_REJECT, text)
+
+    def msg_method_name_size() -> int:
+        return len(ctx_for("msg_method_name_size").method.encode())
+
+    def msg_method_name_copy(dst: int, offset: int, size: int) -> None:
+        copy_out("msg_method_name_copy", ctx_for("msg_method_name_copy").method.encode(), dst, offset, size)
+
+    def accept_message() -> None:
+        ctx = ctx_for("accept_message")
+        if ctx.accepted_message:
+            raise HostTrap("ic0.accept_message: the message was already accepted")
+        ctx.accepted_message = True
+
+    def msg_deadline() -> int:
+        ctx_for("msg_deadline")
+        return 0  # every call has a guaranteed response here
+
+    return {
+        "msg_arg_data_size": msg_arg_data_size,
+        "msg_arg_data_copy": msg_arg_data_copy,
+        "msg_caller_size": msg_caller_size,
+        "msg_caller_copy": msg_caller_copy,
+        "msg_reject_code": msg_reject_code,
+        "msg_reject_msg_size": msg_reject_msg_size,
+        "msg_reject_msg_copy": msg_reject_msg_copy,
+        "msg_reply_data_append": msg_reply_data_append,
+        "msg_reply": msg_reply,
+        "msg_reject": msg_reject,
+        "msg_method_name_size": msg_method_name_size,
+        "msg_method_name_copy": msg_method_name_copy,
+        "accept_message": accept_message,
+        "msg_deadline": msg_deadline,
+    }
