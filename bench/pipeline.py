@@ -30,7 +30,8 @@ sys.path.insert(0, str(ROOT))
 import sqlalchemy as sa  # noqa: E402
 
 from migrate.pipeline import load_pipeline, run_pipeline  # noqa: E402
-from persist import api, snapshots  # noqa: E402
+from persist import api  # noqa: E402
+from persist.api import snapshots  # noqa: E402
 from persist.candid import encode_args  # noqa: E402
 from persist.session import open_store  # noqa: E402
 

@@ -39,7 +39,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from migrate import upgrade  # noqa: E402
-from persist import api, execution  # noqa: E402
+from persist import api  # noqa: E402
+from persist.execution import instances  # noqa: E402
 from persist.host.limits import Limits  # noqa: E402
 from persist.host.live import LiveCanister  # noqa: E402
 from persist.host.memory import PAGE  # noqa: E402
@@ -126,7 +127,7 @@ def drive_in_memory(live: LiveCanister, method: str, controller: bytes, limits: 
 
 def upgrade_in_memory(store: Store, old: LiveCanister, wasm: bytes, controller: bytes,
                       sink: InMemoryCommits) -> LiveCanister:
-    """install_code upgrade with replace, as persist.install_code runs it, committing to memory."""
+    """install_code upgrade with replace, as persist.execution.install_code runs it, committing to memory."""
     info, module = store.runtime.load_module(wasm)
     old.store.set_fuel(store.limits.install_instructions)
     pre = MessageContext(kind=PRE_UPGRADE, caller=controller, time_ns=time.time_ns())
@@ -153,8 +154,8 @@ def in_memory_run(store: Store, name: str, wasm: bytes) -> tuple[dict[str, Any],
     commit going to bytearrays. Returns its figures and the stable image size."""
     with db.read_transaction(store.engine) as conn:
         row = canister_row(conn, name)
-    live = execution.live_canister(store, row)
-    execution.forget_live(store, row.id)
+    live = instances.live_canister(store, row)
+    instances.forget_live(store, row.id)
     controller = store.identity.raw
     sink = InMemoryCommits()
     t0 = time.perf_counter()

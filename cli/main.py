@@ -563,7 +563,7 @@ def snapshot_take(
     as_json: JsonOpt = False,
 ) -> None:
     """Snapshot a canister's module, heap, stable memory and metadata (only new pages cost storage)."""
-    from persist import snapshots
+    from persist.api import snapshots
 
     with opened(ctx) as store, errors():
         info = snapshots.take_snapshot(store, name, label=label)
@@ -580,7 +580,7 @@ def snapshot_list(
     as_json: JsonOpt = False,
 ) -> None:
     """List a canister's snapshots, oldest first."""
-    from persist import snapshots
+    from persist.api import snapshots
 
     with opened(ctx) as store, errors():
         infos = snapshots.list_snapshots(store, name)
@@ -609,7 +609,7 @@ def snapshot_load(
     as_json: JsonOpt = False,
 ) -> None:
     """Restore a canister to a snapshot exactly (module, memories, metadata); allowed mid-migration."""
-    from persist import snapshots
+    from persist.api import snapshots
 
     with opened(ctx) as store, errors():
         info = snapshots.load_snapshot(store, name, snapshot_id)
@@ -627,7 +627,7 @@ def snapshot_delete(
     as_json: JsonOpt = False,
 ) -> None:
     """Delete a snapshot (and the stored pages no other snapshot uses)."""
-    from persist import snapshots
+    from persist.api import snapshots
 
     with opened(ctx) as store, errors():
         snapshots.delete_snapshot(store, name, snapshot_id)
@@ -644,7 +644,7 @@ def rollback(
     as_json: JsonOpt = False,
 ) -> None:
     """Restore the state from before the canister's last upgrade (the snapshot that upgrade took)."""
-    from persist import snapshots
+    from persist.api import snapshots
 
     with opened(ctx) as store, errors():
         info = snapshots.rollback(store, name)

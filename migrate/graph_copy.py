@@ -34,8 +34,8 @@ from persist.errors import (
     NotAuthorizedError,
     UpgradeOptionError,
 )
+from persist.execution.install_code import upgrade_code
 from persist.host.module import ModuleInfo
-from persist.install_code import upgrade_code
 from persist.session import Store
 from persist.store import canisters, db, locks, schema
 from persist.store.canisters import canister_row, controllers_of

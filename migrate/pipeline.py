@@ -357,8 +357,7 @@ def _migrate_one(store: Store, pipeline: Pipeline, name: str, detail: dict[str, 
     from migrate import destabilize, plan_upgrade, stabilize, upgrade
     from migrate import record as records
     from migrate.plan import UpgradeRefusedError
-    from persist import snapshots
-    from persist.api import status
+    from persist.api import snapshots, status
 
     wasm = pipeline.module_bytes()
     at_target = status(store, name).module_hash == pipeline.module_hash and not records.unfinished(
@@ -404,7 +403,7 @@ def _migrate_one(store: Store, pipeline: Pipeline, name: str, detail: dict[str, 
 
 def _work(store: Store, pipeline: Pipeline, owner: str, on_event: EventFn) -> None:
     """The worker loop: claim, migrate, record, until nothing is left (or the pipeline stops)."""
-    from persist import snapshots
+    from persist.api import snapshots
 
     store.lock_owner = owner
     if pipeline.performance_counter_scale is not None:

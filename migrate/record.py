@@ -28,7 +28,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from persist import execution
+from persist.execution.clock import now_ns
 from persist.host.memory import PAGE
 from persist.session import Store
 from persist.store import db, schema
@@ -81,7 +81,7 @@ def _event(record: Record, phase: str, now: int, detail: dict[str, Any] | None) 
 def begin(store: Store, name: str, *, target_module_hash: str | None, arg: bytes | None,
           performance_counter_scale: float, phase: str = "stabilizing") -> Record:
     """Start a new migration record (replacing a finished one) in ``phase``."""
-    now = execution.now_ns()
+    now = now_ns()
     with db.transaction(store.engine) as conn:
         row = canister_row(conn, name)
         record: Record = {
@@ -106,7 +106,7 @@ def begin(store: Store, name: str, *, target_module_hash: str | None, arg: bytes
 def move(store: Store, name: str, phase: str, *, event: str | None = None, **fields: Any) -> Record:
     """Move the record to ``phase`` (read-modify-write in one transaction), set ``fields`` and add a
     history entry (``event`` names it when it is not a phase change, e.g. ``resumed``)."""
-    now = execution.now_ns()
+    now = now_ns()
     with db.transaction(store.engine) as conn:
         row = canister_row(conn, name)
         record: Record = json.loads(row.migration) if row.migration else {}

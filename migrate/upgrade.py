@@ -3,7 +3,7 @@
 ``upgrade(store, name, wasm, ...)`` is what ``graphcopy upgrade`` runs. It plans
 (``migrate.plan``), refuses what the plan refuses (UpgradeRefusedError, nothing changed), and then:
 
-* ``keep`` / ``replace``: one ``install_code`` upgrade (``persist.install_code.upgrade_code``): one
+* ``keep`` / ``replace``: one ``install_code`` upgrade (``persist.execution.install_code.upgrade_code``): one
   transaction, so a crash or a trap leaves the old module, heap and stable memory;
 * ``graph-copy``: ``migrate.graph_copy.run``: stabilize, upgrade with replace, destabilize, every
   increment committed with the migration record.
@@ -24,10 +24,9 @@ from migrate import record as records
 from migrate.graph_copy import MigrationStateError, ProgressFn
 from migrate.plan import UpgradePlan, UpgradeRefusedError, plan_upgrade
 from migrate.record import Record
-from persist import snapshots
-from persist.api import EMPTY_ARGS
+from persist.api import EMPTY_ARGS, snapshots
 from persist.errors import GraphcopyError
-from persist.install_code import upgrade_code
+from persist.execution.install_code import upgrade_code
 from persist.session import Store
 from persist.store import db, locks
 from persist.store.canisters import canister_row
@@ -102,7 +101,7 @@ def upgrade(
     the canister's own runtime check, and allows a replace that discards a heap of stable
     variables. ``on_progress(record)`` is called after every message of a graph copy.
     ``snapshot`` (default) takes a snapshot before anything changes (not when resuming a migration:
-    that one was taken when it began); ``persist.snapshots.rollback`` restores it. Its id is in the
+    that one was taken when it began); ``persist.api.snapshots.rollback`` restores it. Its id is in the
     outcome and in the upgrade's history entry. A keep/replace upgrade that fails changed nothing and
     drops its snapshot; a graph copy keeps it whatever happens (loading it is the way back).
 

@@ -71,9 +71,10 @@ from migrate.stable_types import (
     label_hash,
     parse_signature,
 )
-from persist import api, execution
+from persist import api
 from persist.candid import encode_args, idl_hash
 from persist.errors import CanisterNotFoundError, GraphcopyError
+from persist.execution import instances
 from persist.session import Store, open_store
 from persist.store import db
 from persist.store.canisters import canister_row
@@ -568,7 +569,7 @@ def _live_heap(store: Store, name: str) -> Any:
     """The canister's wasmtime memory as a ctypes byte array (valid until the next message)."""
     with db.read_transaction(store.engine) as conn:
         row = canister_row(conn, name)
-    base, length = execution.live_canister(store, row).heap_span()
+    base, length = instances.live_canister(store, row).heap_span()
     return (ctypes.c_ubyte * length).from_address(base)
 
 

@@ -27,7 +27,8 @@ from typer.testing import CliRunner
 from cli.main import app
 from migrate import upgrade
 from migrate.pipeline import PipelineError, load_pipeline, pipeline_status, run_pipeline
-from persist import api, snapshots
+from persist import api
+from persist.api import snapshots
 from persist.session import Store, open_store
 from persist.store import db, schema
 from persist.store.locks import CanisterLockedError

@@ -1,4 +1,4 @@
-"""Snapshots (``persist.snapshots``), the upgrade's snapshot and ``rollback``, and their CLI.
+"""Snapshots (``persist.api.snapshots``), the upgrade's snapshot and ``rollback``, and their CLI.
 
 * a snapshot round-trips byte for byte: heap pages, stable pages and every metadata column
   (the examples/ledger canister, and a WAT canister with stable memory), on SQLite and PostgreSQL;
@@ -28,7 +28,7 @@ from typer.testing import CliRunner
 from cli.main import app
 from migrate import upgrade
 from persist import api
-from persist import snapshots as snaps
+from persist.api import snapshots as snaps
 from persist.errors import CanisterStateError, CanisterTrapError, NotAuthorizedError
 from persist.session import Store, open_store
 from persist.store import db, pages, schema

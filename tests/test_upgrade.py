@@ -1,6 +1,6 @@
 """Upgrades: install_code semantics, the planner, and keep/replace upgrades of real moc canisters.
 
-* ``persist.install_code.upgrade_code``: the IC's option checks and their texts, and atomicity: a
+* ``persist.execution.install_code.upgrade_code``: the IC's option checks and their texts, and atomicity: a
   trap in pre_upgrade, start or post_upgrade, or an exhausted budget, leaves the old module, heap
   and stable memory byte for byte (compared in SQL, and through queries in a fresh store);
   ``skip_pre_upgrade``.
@@ -22,8 +22,8 @@ from typer.testing import CliRunner
 from cli.main import app
 from migrate import UpgradeRefusedError, plan_upgrade, upgrade
 from persist.errors import CanisterTrapError, NotAuthorizedError, UpgradeOptionError
+from persist.execution.install_code import INVALID_KEEP, MISSING_OPTION, upgrade_code
 from persist.host.limits import Limits
-from persist.install_code import INVALID_KEEP, MISSING_OPTION, upgrade_code
 from persist.session import Store, open_store
 from tests.upgrade_helpers import (
     call,

@@ -13,8 +13,8 @@ import json
 
 import sqlalchemy as sa
 
-from persist import execution
 from persist.errors import CanisterStateError, NothingToRollBackError, SnapshotNotFoundError
+from persist.execution import instances, scheduler
 from persist.session import Store
 from persist.store import db, pages, schema
 from persist.store import snapshots as sql
@@ -60,12 +60,12 @@ def list_snapshots(store: Store, name: str) -> list[SnapshotInfo]:
 def _load(store: Store, name: str, snapshot_id: int, *, history_kind: str,
           mark_rolled_back: bool = False) -> SnapshotInfo:
     # Messages queued for the canister would run against the restored state: drain them first.
-    execution.run_pending(store)
+    scheduler.run_pending(store)
     with db.transaction(store.engine) as conn:
         row = controller_row(conn, name, store.identity, store.lock_owner)
         snap = sql.snapshot_row(conn, row, snapshot_id)
         info = sql.restore_snapshot(conn, row, snap, history_kind=history_kind, mark_rolled_back=mark_rolled_back)
-    execution.forget_live(store, row.id)
+    instances.forget_live(store, row.id)
     return info
 
 

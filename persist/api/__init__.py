@@ -1,0 +1,49 @@
+"""The public functions of ``persist``, over an open ``Store``; the CLI and scripts call exactly these.
+
+* :mod:`persist.api.canisters` -- install, status, list, logs, stop, start, delete, run_pending;
+* :mod:`persist.api.calls` -- call (an update commits, a query discards its changes), interface, method_kind;
+* :mod:`persist.api.snapshots` -- take, list, load and delete snapshots; roll back the last upgrade.
+
+``from persist import api`` then ``api.install(...)``, ``api.call(...)``; the most used names are
+also at ``persist`` itself (``from persist import install, call``).
+"""
+
+from __future__ import annotations
+
+from persist.api.calls import CallResult, call, interface, method_kind, module_interface
+from persist.api.canisters import (
+    CanisterStatus,
+    HistoryEntry,
+    InstallResult,
+    LogLine,
+    delete,
+    install,
+    list_canisters,
+    logs,
+    run_pending,
+    start,
+    status,
+    stop,
+)
+from persist.execution.install_code import EMPTY_ARGS
+
+__all__ = [
+    "EMPTY_ARGS",
+    "CallResult",
+    "CanisterStatus",
+    "HistoryEntry",
+    "InstallResult",
+    "LogLine",
+    "call",
+    "delete",
+    "install",
+    "interface",
+    "list_canisters",
+    "logs",
+    "method_kind",
+    "module_interface",
+    "run_pending",
+    "start",
+    "status",
+    "stop",
+]

@@ -1,0 +1,216 @@
+"""The public functions over canisters: install, status, list, logs, stop, start, delete, tick.
+
+Each takes a ``Store`` and plain values and returns plain dataclasses; the CLI and scripts call
+exactly these. Arguments are Candid bytes here; ``persist.candid`` converts text.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from persist.errors import CanisterStateError, GraphcopyError
+from persist.execution import instances, routing, scheduler
+from persist.execution.install_code import EMPTY_ARGS, InstallResult, install_module
+from persist.host.memory import PAGE
+from persist.host.module import parse_module
+from persist.session import Store
+from persist.store import db, pages, schema
+from persist.store.canisters import canister_row, controller_row
+from persist.store.snapshots import delete_all_snapshots
+
+__all__ = [
+    "CanisterStatus",
+    "HistoryEntry",
+    "InstallResult",
+    "LogLine",
+    "delete",
+    "install",
+    "list_canisters",
+    "logs",
+    "run_pending",
+    "start",
+    "status",
+    "stop",
+]
+
+
+@dataclass
+class LogLine:
+    seq: int
+    time_ns: int
+    kind: str
+    message: str
+
+
+@dataclass
+class HistoryEntry:
+    time_ns: int
+    kind: str
+    module_hash: str | None
+    detail: dict[str, Any] | None
+
+
+@dataclass
+class CanisterStatus:
+    name: str
+    principal: str
+    status: str
+    module_hash: str | None
+    controllers: list[str]
+    version: int
+    heap_bytes: int
+    stable_bytes: int
+    stored_heap_pages: int
+    stored_stable_pages: int
+    timer_ns: int
+    eop: bool | None
+    methods: dict[str, str]
+    pending_messages: int
+    open_call_contexts: int
+    log_lines: int
+    migration: dict[str, Any] | None
+    history: list[HistoryEntry]
+
+
+# --------------------------------------------------------------------------- install
+
+
+def _check_name(name: str) -> None:
+    ok = name and len(name) <= 128 and all(ch.isalnum() or ch in "-_." for ch in name)
+    if not ok:
+        raise GraphcopyError(f"invalid canister name {name!r}: use letters, digits, '-', '_' and '.'")
+
+
+# --------------------------------------------------------------------------- inspection
+
+
+def install(store: Store, name: str, wasm: bytes, *, arg: bytes = EMPTY_ARGS, mode: str = "install") -> InstallResult:
+    """Install ``wasm`` on canister ``name`` (created if new): run its start function and
+    ``canister_init(arg)`` within the install instruction limit, and commit everything at once.
+
+    ``mode="reinstall"`` replaces the module and wipes heap, stable memory and logs. A trap or an
+    invalid module changes nothing (a new canister is not even created).
+    """
+    _check_name(name)
+    return install_module(store, name, wasm, arg=arg, mode=mode)
+
+
+# --------------------------------------------------------------------------- inspection
+
+
+def _status_of(conn: sa.Connection, store: Store, row: sa.Row[Any], *, with_history: bool) -> CanisterStatus:
+    cid = row.id
+    count = sa.func.count()
+    methods: dict[str, str] = {}
+    eop = None
+    if row.module_hash is not None:
+        wasm = conn.execute(
+            sa.select(schema.modules.c.wasm).where(schema.modules.c.hash == row.module_hash)).scalar_one()
+        info = parse_module(bytes(wasm))  # the sections and exports are enough: no need to compile it
+        eop = info.is_eop
+        methods = {m: "update" for m in info.updates} | {m: "query" for m in info.queries}
+    hist: list[HistoryEntry] = []
+    if with_history:
+        for h in conn.execute(sa.select(schema.history).where(schema.history.c.canister_id == cid)
+                              .order_by(schema.history.c.id)):
+            hist.append(HistoryEntry(int(h.time_ns), h.kind, h.module_hash, json.loads(h.detail) if h.detail else None))
+    return CanisterStatus(
+        name=row.name,
+        principal=row.principal,
+        status=row.status,
+        module_hash=row.module_hash,
+        controllers=json.loads(row.controllers),
+        version=int(row.version),
+        heap_bytes=int(row.heap_pages) * PAGE,
+        stable_bytes=int(row.stable_pages) * PAGE,
+        stored_heap_pages=pages.stored_page_count(conn, pages.HEAP, cid),
+        stored_stable_pages=pages.stored_page_count(conn, pages.STABLE, cid),
+        timer_ns=int(row.timer_ns),
+        eop=eop,
+        methods=methods,
+        pending_messages=int(conn.execute(sa.select(count).select_from(schema.messages)
+                                          .where(schema.messages.c.canister_id == cid)).scalar() or 0),
+        open_call_contexts=int(conn.execute(sa.select(count).select_from(schema.call_contexts)
+                                            .where(schema.call_contexts.c.canister_id == cid)).scalar() or 0),
+        log_lines=int(conn.execute(sa.select(count).select_from(schema.logs)
+                                   .where(schema.logs.c.canister_id == cid)).scalar() or 0),
+        migration=json.loads(row.migration) if row.migration else None,
+        history=hist,
+    )
+
+
+def status(store: Store, name: str) -> CanisterStatus:
+    """Everything graphcopy knows about one canister, including its install history."""
+    with db.read_transaction(store.engine) as conn:
+        return _status_of(conn, store, canister_row(conn, name), with_history=True)
+
+
+def list_canisters(store: Store) -> list[CanisterStatus]:
+    """All canisters of the store, by creation order."""
+    with db.read_transaction(store.engine) as conn:
+        rows = conn.execute(sa.select(schema.canisters).order_by(schema.canisters.c.id)).all()
+        return [_status_of(conn, store, r, with_history=False) for r in rows]
+
+
+def logs(store: Store, name: str, *, tail: int | None = None) -> list[LogLine]:
+    """The canister's log: debug prints of committed messages, and the traps of failed ones."""
+    with db.read_transaction(store.engine) as conn:
+        row = canister_row(conn, name)
+        q = sa.select(schema.logs).where(schema.logs.c.canister_id == row.id).order_by(schema.logs.c.seq.desc())
+        if tail is not None:
+            q = q.limit(tail)
+        out = [LogLine(int(r.seq), int(r.time_ns), r.kind, r.message) for r in conn.execute(q)]
+    out.reverse()
+    return out
+
+
+# --------------------------------------------------------------------------- lifecycle
+
+
+def _controller_row(conn: sa.Connection, store: Store, name: str, *, mutating: bool = True) -> sa.Row[Any]:
+    return controller_row(conn, name, store.identity, store.lock_owner, mutating=mutating)
+
+
+def stop(store: Store, name: str) -> str:
+    """Stop a canister: it takes no new calls; responses to its open calls are still delivered.
+    Returns the new status ("stopped", or "stopping" while call contexts are open)."""
+    with db.transaction(store.engine) as conn:
+        row = _controller_row(conn, store, name)
+        if row.status == "running":
+            conn.execute(schema.canisters.update().where(schema.canisters.c.id == row.id).values(status="stopping"))
+            routing.settle_stopping(conn, row.id)
+    scheduler.run_pending(store)
+    with db.read_transaction(store.engine) as conn:
+        return str(canister_row(conn, name).status)
+
+
+def start(store: Store, name: str) -> str:
+    """Start a stopped (or stopping) canister again."""
+    with db.transaction(store.engine) as conn:
+        row = _controller_row(conn, store, name)
+        conn.execute(schema.canisters.update().where(schema.canisters.c.id == row.id).values(status="running"))
+    return "running"
+
+
+def delete(store: Store, name: str) -> None:
+    """Delete a stopped canister with all its state (pages, snapshots, logs, history, queued messages)."""
+    with db.transaction(store.engine) as conn:
+        row = _controller_row(conn, store, name)
+        if row.status != "stopped":
+            raise CanisterStateError(f"canister {name!r} is {row.status}; stop it first (`graphcopy stop {name}`)")
+        for table in (schema.messages, schema.call_contexts, schema.ingress, schema.logs, schema.history):
+            conn.execute(table.delete().where(table.c.canister_id == row.id))
+        pages.delete_pages(conn, pages.HEAP, row.id)
+        pages.delete_pages(conn, pages.STABLE, row.id)
+        delete_all_snapshots(conn, row.id)  # and the page blobs only they used
+        conn.execute(schema.canisters.delete().where(schema.canisters.c.id == row.id))
+    instances.forget_live(store, row.id)
+
+
+def run_pending(store: Store, *, max_messages: int | None = None) -> int:
+    """Run queued messages and due timers (what a killed command left behind, for example)."""
+    return scheduler.run_pending(store, max_messages=max_messages)

@@ -1,0 +1,103 @@
+"""Committing what a message changed: one compare-and-set on the canister's version, its pages and
+metadata, and the migration progress record of a graph-copy increment."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from persist.execution.clock import now_ns
+from persist.host.globals import encode_globals
+from persist.host.live import LiveCanister
+from persist.host.memory import PAGE
+from persist.host.system_api.context import MessageContext
+from persist.session import CachedCanister, Store
+from persist.store import pages, schema
+from persist.store.canisters import StaleStateError
+
+__all__ = ["INCREMENT_METHODS", "Commit", "ctx_logs", "finish_commit", "migration_progress", "write_state"]
+
+
+@dataclass
+class Commit:
+    """What a successful message writes besides the canister's own state."""
+
+    heap: list[int]
+    stable: list[int]
+
+
+# The messages in which Motoko's runtime copies its object graph to or from stable memory, one
+# increment each (see migrate/graph_copy.py); their progress is recorded with their commit.
+
+INCREMENT_METHODS = {
+    "__motoko_stabilize_before_upgrade": "stabilize",
+    "@motoko_async_stabilization": "stabilize",
+    "__motoko_destabilize_after_upgrade": "destabilize",
+    "@motoko_async_destabilization": "destabilize",
+}
+
+def migration_progress(row: sa.Row[Any], live: LiveCanister, ctx: MessageContext) -> str | None:
+    """The canister's migration record after this message, if a migration is in progress and the
+    message was one of its increments (None: leave the record as it is)."""
+    if not row.migration or ctx.method not in INCREMENT_METHODS:
+        return None
+    record = json.loads(row.migration)
+    if record.get("phase") in (None, "done", "failed"):
+        return None
+    step = INCREMENT_METHODS[ctx.method]
+    counts = record.setdefault("increments", {})
+    counts[step] = int(counts.get(step, 0)) + (1 if ctx.method.startswith("@") else 0)
+    instr = record.setdefault("instructions", {})
+    instr[step] = int(instr.get(step, 0)) + ctx.instructions_used
+    record["stable_bytes"] = live.stable_pages * PAGE
+    record["updated_ns"] = now_ns()
+    return json.dumps(record)
+
+def write_state(conn: sa.Connection, row: sa.Row[Any], live: LiveCanister, *, time_ns: int,
+                extra: dict[str, Any] | None = None, ctx: MessageContext | None = None) -> Commit:
+    """Write a live canister's changes since its last commit, guarded by the row's version.
+
+    With ``ctx``, a migration increment also updates the canister's progress record, in the same
+    transaction as the state it produced."""
+    heap_changed = live.changed_heap_pages()
+    stable_dirty = live.dirty_stable_pages()
+    values: dict[str, Any] = {
+        "version": row.version + 1,
+        "heap_pages": live.heap_pages,
+        "stable_pages": live.stable_pages,
+        "globals": json.dumps(encode_globals(live.get_globals())),
+        "timer_ns": live.timer_ns,
+        "certified_data": live.certified_data,
+        "time_ns": max(int(row.time_ns), time_ns),
+        "updated_at_ns": now_ns(),
+    }
+    values.update(extra or {})
+    progress = migration_progress(row, live, ctx) if ctx is not None else None
+    if progress is not None:
+        values["migration"] = progress
+    c = schema.canisters.c
+    res = conn.execute(
+        schema.canisters.update().where(c.id == row.id, c.version == row.version).values(**values))
+    if res.rowcount != 1:
+        raise StaleStateError(f"canister {row.name!r} was changed by another process; retry")
+    pages.write_pages(conn, pages.HEAP, row.id, live.heap_page_bytes(heap_changed))
+    pages.write_pages(conn, pages.STABLE, row.id, live.stable_page_bytes(stable_dirty))
+    return Commit(heap_changed, stable_dirty)
+
+def finish_commit(store: Store, row: sa.Row[Any], live: LiveCanister, commit: Commit,
+                  module_hash: str | None = None) -> None:
+    """After the transaction committed: the live instance's current state is the new baseline
+    (``module_hash``: the module it now runs, if the commit installed another one)."""
+    live.commit(commit.heap, commit.stable)
+    live.version = int(row.version) + 1
+    store.remember(row.id, CachedCanister(live, live.version, module_hash or row.module_hash))
+
+def ctx_logs(ctx: MessageContext, trap: str | None) -> list[tuple[int, str, str]]:
+    """The log lines of a message: its debug prints, and its trap if it trapped."""
+    lines = [(t, "print", text) for t, text in ctx.logs]
+    if trap is not None:
+        lines.append((ctx.time_ns, "trap", trap))
+    return lines

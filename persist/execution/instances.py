@@ -1,0 +1,79 @@
+"""Live instances: a canister in memory at exactly its committed state, cached per store."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+
+from persist.errors import CanisterStateError
+from persist.host.globals import decode_globals
+from persist.host.live import LiveCanister
+from persist.principal import Principal
+from persist.session import CachedCanister, Store
+from persist.store import db, pages, schema
+from persist.store.canisters import controllers_of
+
+__all__ = ["forget_live", "live_canister", "stable_source", "undo"]
+
+
+def live_canister(store: Store, row: sa.Row[Any]) -> LiveCanister:
+    """The in-memory instance of a canister at exactly the committed state ``row`` describes."""
+    cached = store.live.get(row.id)
+    if cached is not None and cached.version == row.version and cached.module_hash == row.module_hash:
+        store.live.move_to_end(row.id)
+        cached.live.status = row.status
+        cached.live.controllers = set(controllers_of(row))
+        cached.live.version = int(row.version)
+        return cached.live
+    store.live.pop(row.id, None)
+    if row.module_hash is None:
+        raise CanisterStateError(f"canister {row.name!r} is empty: install a module first (`graphcopy install`)")
+    with db.read_transaction(store.engine) as conn:
+        wasm = conn.execute(
+            sa.select(schema.modules.c.wasm).where(schema.modules.c.hash == row.module_hash)).scalar_one()
+        info, module = store.runtime.load_module(wasm)
+        heap = list(pages.read_pages(conn, pages.HEAP, row.id))
+        stored = [int(p) for p in conn.execute(
+            sa.select(schema.stable_pages.c.page_no).where(schema.stable_pages.c.canister_id == row.id))
+            .scalars()]
+    live = LiveCanister(
+        store.runtime, info, module,
+        principal=Principal.from_text(row.principal).raw,
+        controllers=controllers_of(row),
+        status=row.status,
+        limits=store.limits,
+        heap_pages=int(row.heap_pages),
+        heap_data=heap,
+        stable_pages=int(row.stable_pages),
+        stable_source=stable_source(store, row.id),
+        stable_stored=stored,
+        globals_=decode_globals(json.loads(row.globals)) if row.globals else None,
+        timer_ns=int(row.timer_ns),
+        run_start=False,
+    )
+    live.version = int(row.version)
+    live.certified_data = bytes(row.certified_data or b"")
+    live.commit([], [])  # the certified data and version just set are the committed baseline
+    store.remember(row.id, CachedCanister(live, int(row.version), row.module_hash))
+    return live
+
+def stable_source(store: Store, canister_id: int) -> Callable[[list[int]], list[tuple[int, bytes]]]:
+    """Reads committed stable pages of one canister, for loading them on first access."""
+
+    def read(wanted: list[int]) -> list[tuple[int, bytes]]:
+        with db.read_transaction(store.engine) as conn:
+            return list(pages.read_pages(conn, pages.STABLE, canister_id, wanted))
+
+    return read
+
+def forget_live(store: Store, canister_id: int) -> None:
+    """Drop the cached instance (the next message reloads it from SQL)."""
+    store.live.pop(canister_id, None)
+
+def undo(store: Store, canister_id: int, live: LiveCanister) -> None:
+    """Put a live canister back at its committed state (or drop it if that cannot be done in place)."""
+    if not live.rollback():
+        forget_live(store, canister_id)
