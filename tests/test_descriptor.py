@@ -619,7 +619,7 @@ def test_real_actors_cover_every_code(store: Store, moc: None) -> None:
             codes.add({OptEntry: d.OPT, VecEntry: d.VEC, RecordEntry: d.RECORD, VariantEntry: d.VARIANT,
                        FuncEntry: d.FUNC, ServiceEntry: d.SERVICE, TupleEntry: d.TUPLE, WeakEntry: d.WEAK,
                        AliasEntry: d.ALIAS}[type(e)])
-            codes.update(r for r in d._children(e) if r < 0)
+            codes.update(r for r in d.entry_children(e) if r < 0)
             if isinstance(e, FuncEntry):
                 annotations.add(e.annotations)
     assert codes >= set(d.PRIMITIVE_NAMES) | {d.OPT, d.VEC, d.RECORD, d.VARIANT, d.FUNC, d.SERVICE, d.TUPLE,
