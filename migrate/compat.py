@@ -228,7 +228,7 @@ def _is_numeric_label(name: str) -> bool:
     return len(name) >= 3 and name[0] == "_" == name[-1] and name[1:-1].isdigit()
 
 
-def _same_label(a: str, b: str) -> bool:
+def same_label(a: str, b: str) -> bool:
     """Labels match by name, or by Candid hash when one side only knows the hash (``_123_``)."""
     if a == b:
         return True
@@ -247,7 +247,7 @@ def _align(xs: Sequence[_L], ys: Sequence[_L]) -> Iterator[tuple[_L | None, _L |
     used: set[int] = set()
     for x in xs:
         match = next(
-            (y for y in by_hash.get(label_hash(x.name), []) if id(y) not in used and _same_label(x.name, y.name)),
+            (y for y in by_hash.get(label_hash(x.name), []) if id(y) not in used and same_label(x.name, y.name)),
             None,
         )
         if match is not None:

@@ -418,9 +418,9 @@ def test_descriptor_labels_match_names_by_hash() -> None:
 
 def test_equal_names_only_match_when_one_side_is_a_hash() -> None:
     # Different real names never match, even if their hashes collided.
-    from migrate.compat import _same_label
+    from migrate.compat import same_label
 
-    assert _same_label("x", "x") and _same_label("_120_", "x") and not _same_label("x", "y")
+    assert same_label("x", "x") and same_label("_120_", "x") and not same_label("x", "y")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,88 @@
+"""Pipeline commands: pipeline run, pipeline status."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from cli.app import pipeline_app
+from cli.common import JsonOpt, err, errors, opened, out, print_json, when
+
+
+def _event_line(e: dict[str, Any]) -> str:
+    who = e.get("canister") or "-"
+    msg = f": {e['message']}" if e.get("message") else ""
+    return f"{who}: {e['event']} [{e.get('owner')}]{msg}"
+
+
+@pipeline_app.command("run")
+def pipeline_run(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="The pipeline file (TOML).")],
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes (each opens the store).")] = 1,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a pipeline: migrate every matching canister exactly once. Exit 1 if any canister failed."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from migrate.pipeline import load_pipeline, pipeline_status, run_pipeline
+
+    with opened(ctx) as store, errors():
+        pipeline = load_pipeline(file)
+        total = len(pipeline_status(store, pipeline))
+        use_bar = not as_json and err.is_terminal
+        progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TimeElapsedColumn(), console=err, disable=not use_bar)
+        task = progress.add_task(pipeline.key, total=total)
+
+        def on_event(e: dict[str, Any]) -> None:
+            if e["event"] in ("done", "failed", "rolled-back"):
+                progress.advance(task)
+            if not as_json:
+                colour = {"failed": "red", "rolled-back": "yellow", "worker-died": "red", "done": "green"}
+                c = colour.get(e["event"])
+                line = escape(_event_line(e))
+                err.print(f"[{c}]{line}[/]" if c else line, highlight=False)
+
+        with progress:
+            report = run_pipeline(store, pipeline, workers=workers, on_event=on_event)
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        counts = ", ".join(f"{n} {k}" for k, n in sorted(report.counts.items()))
+        out.print(f"pipeline {report.pipeline}: {len(report.canisters)} canister(s): {counts} "
+                  f"in {report.seconds:.1f} s with {workers} worker(s)", highlight=False)
+        for c in report.canisters:
+            if c.state != "done":
+                out.print(f"  {c.canister}: {c.state}{': ' + c.error if c.error else ''}", highlight=False,
+                          markup=False)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@pipeline_app.command("status")
+def pipeline_status_cmd(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="The pipeline file (TOML).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """The state of every canister of a pipeline (pending, running, done, failed, rolled-back)."""
+    from migrate.pipeline import load_pipeline, pipeline_status
+
+    with opened(ctx) as store, errors():
+        pipeline = load_pipeline(file)
+        states = pipeline_status(store, pipeline)
+    if as_json:
+        print_json({"pipeline": pipeline.key, "canisters": states})
+        return
+    t = Table(title=f"pipeline {pipeline.key}")
+    for col in ("canister", "state", "owner", "heartbeat", "attempts", "at target", "error"):
+        t.add_column(col)
+    for s in states:
+        t.add_row(s.canister, s.state, s.owner or "-", when(s.heartbeat_ns), str(s.attempts),
+                  "yes" if s.at_target else "no", escape(s.error or ""))
+    out.print(t)
