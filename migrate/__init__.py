@@ -7,6 +7,10 @@ The public API (the CLI calls exactly these)::
         print(plan_upgrade(store, "ledger", new_wasm).format_text())
         outcome = upgrade(store, "ledger", new_wasm, mode="auto")   # keep, or graph copy, or refuse
 
+``migrate`` builds on ``persist`` (its public API, the store and the host) and never imports ``cli``.
+Its parts: ``stable_types`` and ``descriptor`` (the two views of a stable type), ``compat`` and
+``check`` (compatibility), ``plan``, ``upgrade``, ``graph_copy`` and ``record`` (doing it), ``pipeline``.
+
 The names are bound eagerly: the function ``upgrade`` shares its name with the module
 ``migrate.upgrade``, and only an explicit import here makes ``migrate.upgrade`` the function
 (import the module's other names with ``from migrate.upgrade import ...``).

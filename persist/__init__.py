@@ -8,7 +8,9 @@ The public API is a set of plain functions over a ``Store``::
         reply = call(store, "counter", "inc")
 
 Names are imported lazily (PEP 562), so ``import persist.errors`` stays cheap for the CLI.
-Nothing in ``persist`` imports ``migrate`` or ``cli``.
+Nothing in ``persist`` imports ``migrate`` or ``cli``. The parts (see ARCHITECTURE.md): ``store`` (SQL),
+``host`` (wasmtime), ``candid``, ``session`` (the open ``Store``), ``execution`` (running messages:
+store and host together) and ``api`` (the public functions).
 """
 
 from __future__ import annotations
