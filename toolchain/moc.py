@@ -338,23 +338,60 @@ def _local_imports(path: Path, text: str) -> Iterable[Path]:
                 break
 
 
-def _gather_sources(main: Path) -> tuple[str, dict[str, str]]:
-    """The main file and, transitively, the local files it imports, keyed by virtual path."""
+def _gather_sources(main: Path, extra: Sequence[Path] = (), extra_dirs: Sequence[Path] = ()) -> tuple[
+    str, dict[str, str], Path
+]:
+    """The main file, the ``extra`` files and, transitively, the local files they import, keyed by
+    virtual path (relative to the common root of them all and of ``extra_dirs``), and that root."""
     main = main.resolve()
-    todo = [main]
+    todo = [main, *(p.resolve() for p in extra)]
     texts: dict[Path, str] = {}
     while todo:
         p = todo.pop()
         if p in texts:
             continue
-        try:
-            texts[p] = p.read_text(encoding="utf-8")
-        except OSError as e:
-            raise MocError(f"cannot read Motoko source {p}: {e}") from e
+        texts[p] = _read_text(p)
         todo.extend(_local_imports(p, texts[p]))
-    root = Path(os.path.commonpath([str(p.parent) for p in texts]))
+    dirs = [str(p.parent) for p in texts] + [str(d.resolve()) for d in extra_dirs]
+    root = Path(os.path.commonpath(dirs))
     files = {p.relative_to(root).as_posix(): t for p, t in texts.items()}
-    return main.relative_to(root).as_posix(), files
+    return main.relative_to(root).as_posix(), files, root
+
+
+# The migration modules of a chain: `YYYYMMDD_HHMMSS_Name.mo` by convention (moc takes every `.mo`
+# file of the directory, in name order).
+MIGRATIONS_FLAG = "--enhanced-migration"
+VIRTUAL_MIGRATIONS_DIR = "migrations"
+
+
+def _split_migration_flag(flags: Sequence[str]) -> tuple[list[str], str | None]:
+    """``flags`` without ``--enhanced-migration DIR`` / ``--enhanced-migration=DIR``, and DIR."""
+    rest: list[str] = []
+    found: str | None = None
+    it = iter(flags)
+    for f in it:
+        if f == MIGRATIONS_FLAG:
+            found = next(it, None)
+            if found is None:
+                raise MocError(f"{MIGRATIONS_FLAG} needs a directory")
+        elif f.startswith(MIGRATIONS_FLAG + "="):
+            found = f.split("=", 1)[1]
+        else:
+            rest.append(f)
+    return rest, found
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise MocError(f"cannot read Motoko source {path}: {e}") from e
+
+
+def _migration_files(directory: Path) -> list[Path]:
+    if not directory.is_dir():
+        raise MocError(f"the migration chain directory {directory} does not exist")
+    return sorted(p for p in directory.iterdir() if p.suffix == ".mo" and p.is_file())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -422,6 +459,7 @@ def compile_motoko(
     *,
     name: str | None = None,
     flags: Sequence[str] = (),
+    migrations: str | Path | Mapping[str, str] | Sequence[str | Path] | None = None,
     use_cache: bool = True,
 ) -> CompiledCanister:
     """Compile a Motoko actor to an IC Wasm module (memory64, enhanced orthogonal persistence).
@@ -431,22 +469,71 @@ def compile_motoko(
     result and, for source text, names the file moc sees (``<name>.mo``; it shows in trap messages
     such as ``assertion failed at main.mo:3.5``); it defaults to ``main`` for text and to the file's
     stem for a path. ``flags`` are extra moc flags (``Motoko.setExtraFlags``); the JavaScript moc
-    accepts only the diagnostics flags: ``-A M0199`` (allow), ``-W``, ``-E``, ``-Werror``,
-    ``--hide-warnings``, ``--error-detail n``, ... (an unknown flag raises ``MocError``).
+    accepts the diagnostics flags: ``-A M0199`` (allow), ``-W``, ``-E``, ``-Werror``,
+    ``--hide-warnings``, ``--error-detail n``, ... (an unknown flag raises ``MocError``), and
+    ``--enhanced-migration DIR``, which is the same as ``migrations=DIR``.
+
+    ``migrations`` compiles an enhanced migration chain (moc's ``--enhanced-migration``): a
+    directory (``str`` or ``Path``, relative to the current directory) whose ``*.mo`` files are the
+    chain's modules, in name order, each ``module { public func migration(old : {...}) : {...} }``
+    (their local imports come along); a list of module files (as mops stages its ``chain`` files
+    plus the ``next`` one); or a mapping ``{file name: source text}``. Listed files and texts must
+    be self-contained (no local imports): moc sees them in a directory ``migrations/`` next to the
+    main file (a directory keeps its own path relative to the sources), so trap messages name
+    ``migrations/<file>``.
 
     Raises ``MocError`` (with ``.diagnostics``) when moc reports errors, ``MocUnavailable`` when
     node or the pinned compiler is missing.
     """
+    flag_list, flag_dir = _split_migration_flag([str(f) for f in flags])
+    if flag_dir is not None:
+        if migrations is not None:
+            raise MocError(f"give the migration chain once: {MIGRATIONS_FLAG} in flags, or migrations=")
+        migrations = flag_dir
+    chain_dir: Path | None = None
+    chain_texts: dict[str, str] = {}
+    if isinstance(migrations, str | Path):
+        chain_dir = Path(migrations).resolve()
+        if not isinstance(source, Path):
+            # Text sources have no directory: the chain's modules are taken as self-contained texts.
+            chain_texts = {p.name: _read_text(p) for p in _migration_files(chain_dir)}
+            chain_dir = None
+    elif isinstance(migrations, Mapping):
+        chain_texts = {str(k): str(v) for k, v in migrations.items()}
+    elif migrations is not None:
+        listed = [Path(m) for m in migrations]
+        chain_texts = {p.name: _read_text(p) for p in listed}
+        if len(chain_texts) != len(listed):
+            raise MocError("two migration modules of the chain have the same file name")
+    bad = [k for k in chain_texts if not k.endswith(".mo") or "/" in k or "\\" in k]
+    if bad:
+        raise MocError(f"migration module names must be plain `.mo` file names, not {', '.join(bad)}")
     if isinstance(source, Path):
-        main, files = _gather_sources(source)
+        chain_files = _migration_files(chain_dir) if chain_dir is not None else []
+        main, files, root = _gather_sources(source, chain_files, [chain_dir] if chain_dir is not None else [])
         name = name or source.stem
+        main_dir = Path(main).parent.as_posix()
+        if chain_dir is not None:
+            if not chain_files:
+                raise MocError(f"the migration chain directory {chain_dir} holds no .mo files")
+            virtual_dir: str | None = chain_dir.relative_to(root).as_posix()
+        elif chain_texts:
+            virtual_dir = VIRTUAL_MIGRATIONS_DIR if main_dir in ("", ".") else f"{main_dir}/{VIRTUAL_MIGRATIONS_DIR}"
+        else:
+            virtual_dir = None
     else:
         name = name or "main"
         main, files = f"{name}.mo", {f"{name}.mo": source}
+        virtual_dir = VIRTUAL_MIGRATIONS_DIR if chain_texts else None
+    if chain_texts:
+        assert virtual_dir is not None
+        for file_name, text in chain_texts.items():
+            files[f"{virtual_dir}/{file_name}"] = text
+    if virtual_dir is not None:
+        flag_list += [MIGRATIONS_FLAG, virtual_dir]
     _require()
     fp = _fingerprint()
     mode = "ic"
-    flag_list = [str(f) for f in flags]
     key_material = json.dumps(
         {"moc": fp, "mode": mode, "flags": flag_list, "main": main, "files": sorted(files.items())},
         sort_keys=True,
