@@ -15,18 +15,27 @@ class StableTypeError(GraphcopyError):
     """A stable signature (``.most`` text or custom section) is malformed, or a type in it cannot be
     resolved (undefined name, wrong number of type arguments).
 
-    ``line`` and ``column`` are 1-based positions in the text parsed (0 when unknown); when known
-    they are also part of the message, as ``line L, column C: ...``.
+    ``line`` and ``column`` are 1-based positions in the text parsed (0 when unknown); ``source``
+    names what was parsed (a file, a module's section). When known they are part of the message,
+    as ``SOURCE: line L, column C: ...``; ``with_source`` adds the source to an error raised
+    without one.
     """
 
     exit_code = 2
 
-    def __init__(self, message: str, *, line: int = 0, column: int = 0) -> None:
+    def __init__(self, message: str, *, line: int = 0, column: int = 0, source: str = "") -> None:
         where = f"line {line}, column {column}: " if line else ""
-        super().__init__(f"{where}{message}")
+        super().__init__(f"{source + ': ' if source else ''}{where}{message}")
         self.reason = message
         self.line = line
         self.column = column
+        self.source = source
+
+    def with_source(self, source: str) -> StableTypeError:
+        """The same error, naming ``source`` (unless it already names one)."""
+        if self.source:
+            return self
+        return StableTypeError(self.reason, line=self.line, column=self.column, source=source)
 
 
 class DescriptorError(GraphcopyError):

@@ -417,7 +417,7 @@ def test_label_hash(label: str, expected: int) -> None:
 
 
 ERRORS = [
-    ("", "expected 'type' or 'actor', found end of input", 1, 1),
+    ("", "expected 'type', '{' (a migration chain) or 'actor', found end of input", 1, 1),
     ("actor {", "found end of input", 1, 8),
     ("actor { stable x : Nat", "expected '}'", 1, 23),
     ("actor { x : Nat }", "expected 'stable' or '}'", 1, 9),

@@ -37,6 +37,7 @@ __all__ = [
     "Field",
     "FuncSort",
     "FuncType",
+    "Migration",
     "NamedType",
     "NoneType",
     "OptType",
@@ -54,6 +55,7 @@ __all__ = [
     "WeakType",
     "children",
     "label_hash",
+    "migration_fields",
     "substitute",
     "unfold",
 ]
@@ -261,17 +263,31 @@ class StableField:
 
 
 @dataclass(frozen=True)
+class Migration:
+    """One step of an enhanced migration chain (``.most`` 4.0.0, moc ``--enhanced-migration``):
+    ``name`` is the module's file name without ``.mo`` (``20250101_000000_Init``; the runtime
+    records it when the step has run), ``typ`` the type of its ``migration`` function, a local
+    function from a record (the fields it reads) to a record (the fields it writes), e.g.
+    ``(old : {var count : Nat}) -> {var count : Int}``; ``migration_fields`` splits it."""
+
+    name: str
+    typ: StableType
+
+
+@dataclass(frozen=True)
 class StableSignature:
     """A parsed ``.most`` stable signature.
 
-    ``post`` is what this program version stores (for 1.0.0, its only field list); ``pre`` is what
-    an upgrade *to* this version reads (2.0.0/3.0.0 only; ``None`` for 1.0.0). ``types`` are the
-    type definitions, in the order given."""
+    ``post`` is what this program version stores (for 1.0.0 and 4.0.0, its only field list);
+    ``pre`` is what an upgrade *to* this version reads (2.0.0/3.0.0 only; ``None`` otherwise).
+    ``chain`` is the migration chain of a 4.0.0 signature, in the order the runtime runs it (name
+    order; ``None`` for the other versions). ``types`` are the type definitions, in the order given."""
 
     version: str
     types: tuple[TypeDef, ...]
     post: tuple[StableField, ...]
     pre: tuple[StableField, ...] | None = None
+    chain: tuple[Migration, ...] | None = None
 
     @property
     def fields(self) -> tuple[StableField, ...]:
@@ -284,12 +300,57 @@ class StableSignature:
         return self.pre is not None
 
     @property
+    def has_chain(self) -> bool:
+        """True for the migration-chain (4.0.0) form."""
+        return self.chain is not None
+
+    @property
+    def last_migration(self) -> str | None:
+        """The name of the chain's last migration (what a canister running this version has
+        applied last), or None without a chain."""
+        return self.chain[-1].name if self.chain else None
+
+    @property
     def upgrade_fields(self) -> tuple[StableField, ...]:
-        """What an upgrade to this version reads, as moc's ``pre``: the ``pre`` list, or for 1.0.0
-        every field, none required."""
+        """What an upgrade to this version reads, as moc's ``pre``: the ``pre`` list; for 1.0.0
+        every field, none required; for a chain, what its first migration needs (an upgrade from a
+        version without the chain runs all of it)."""
         if self.pre is not None:
             return self.pre
+        if self.chain is not None:
+            return self.chain_boundaries()[0]
         return tuple(StableField(f.name, f.typ, f.mutable, False) for f in self.post)
+
+    def upgrade_fields_after(self, last_applied: str | None) -> tuple[StableField, ...]:
+        """What an upgrade to this version reads from a canister whose last applied migration is
+        ``last_applied`` (moc's ``pre`` for a chain): the state right after that migration, when the
+        chain has it; else (or without a chain) ``upgrade_fields``."""
+        if self.chain is None or last_applied is None:
+            return self.upgrade_fields
+        names = [m.name for m in self.chain]
+        if last_applied not in names:
+            return self.upgrade_fields
+        return self.chain_boundaries()[names.index(last_applied) + 1]
+
+    def chain_boundaries(self) -> list[tuple[StableField, ...]]:
+        """The state the chain expects before each of its migrations and after the last one
+        (moc's ``pres``), computed backwards from ``post``: ``[0]`` is what the first migration
+        needs, ``[-1]`` is ``post`` (nothing required). Before migration k it is the fields k reads
+        (required) plus what is needed after k that k neither reads nor writes (required too: a
+        chain has no initializers). Sorted by name. Empty for a signature without a chain."""
+        if self.chain is None:
+            return []
+        current = tuple(StableField(f.name, f.typ, f.mutable, False) for f in self.post)
+        out = [current]
+        for m in reversed(self.chain):
+            reads, writes = migration_fields(m.typ, self.env)
+            touched = {f.name for f in reads} | {f.name for f in writes}
+            before = [StableField(f.name, f.typ, f.mutable, True) for f in reads]
+            before += [StableField(f.name, f.typ, f.mutable, True) for f in current if f.name not in touched]
+            current = tuple(sorted(before, key=lambda f: f.name))
+            out.append(current)
+        out.reverse()
+        return out
 
     @cached_property
     def env(self) -> dict[str, TypeDef]:
@@ -416,3 +477,16 @@ def label_hash(label: str) -> int:
     for b in core.encode("utf-8"):
         h = (h * 223 + b) & 0xFFFFFFFF
     return h
+
+
+def migration_fields(typ: StableType, env: TypeEnv) -> tuple[tuple[Field, ...], tuple[Field, ...]]:
+    """The fields a chain migration of type ``typ`` reads (its parameter record) and writes (its
+    result record). Raises ``StableTypeError`` when ``typ`` is not a function from one record to
+    one record."""
+    u = unfold(typ, env)
+    if not isinstance(u, FuncType) or len(u.params) != 1 or len(u.results) != 1:
+        raise StableTypeError("a migration must be a function from one record to one record")
+    dom, rng = unfold(u.params[0], env), unfold(u.results[0], env)
+    if not isinstance(dom, RecordType) or not isinstance(rng, RecordType):
+        raise StableTypeError("a migration must be a function from one record to one record")
+    return dom.fields, rng.fields

@@ -23,6 +23,7 @@ from migrate.stable_types.model import (
     Field,
     FuncSort,
     FuncType,
+    Migration,
     NamedType,
     OptType,
     Prim,
@@ -37,6 +38,7 @@ from migrate.stable_types.model import (
     VariantType,
     VarType,
     WeakType,
+    migration_fields,
     unfold,
 )
 
@@ -58,10 +60,43 @@ _VERSION_RE = re.compile(r"//\s*Version:\s*(\d+\.\d+\.\d+)")
 
 @dataclass(frozen=True)
 class _Tok:
-    kind: str  # "id", "kw", "punct", "eof"
+    kind: str  # "id", "kw", "punct", "str" (text: the decoded string), "eof"
     text: str
     line: int
     col: int
+
+
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "'": "'", "\\": "\\"}
+
+
+def _string_literal(text: str, i: int, line: int, col: int) -> tuple[str, int]:
+    """The decoded Motoko text literal starting at ``text[i] == '"'`` and the index after it
+    (escapes: ``\\n \\t \\r \\" \\' \\\\`` and ``\\u{hex}``, as moc prints migration names)."""
+    out: list[str] = []
+    j = i + 1
+    while True:
+        if j >= len(text) or text[j] == "\n":
+            raise StableTypeError("unclosed string literal", line=line, column=col)
+        c = text[j]
+        if c == '"':
+            return "".join(out), j + 1
+        if c != "\\":
+            out.append(c)
+            j += 1
+            continue
+        esc = text[j + 1 : j + 2]
+        if esc in _ESCAPES:
+            out.append(_ESCAPES[esc])
+            j += 2
+        elif esc == "u" and text[j + 2 : j + 3] == "{":
+            end = text.find("}", j + 3)
+            digits = text[j + 3 : end] if end > 0 else ""
+            if not digits or not all(d in "0123456789abcdefABCDEF" for d in digits) or int(digits, 16) > 0x10FFFF:
+                raise StableTypeError("bad \\u{...} escape in a string literal", line=line, column=col)
+            out.append(chr(int(digits, 16)))
+            j = end + 1
+        else:
+            raise StableTypeError(f"unknown escape \\{esc} in a string literal", line=line, column=col)
 
 
 def _is_id_start(c: str) -> bool:
@@ -116,6 +151,10 @@ def _tokenize(text: str) -> tuple[list[_Tok], str | None]:
                         break
                 else:
                     advance(1)
+        elif c == '"':
+            value, end = _string_literal(text, i, line, col)
+            toks.append(_Tok("str", value, line, col))
+            advance(end - i)
         elif _is_id_start(c):
             j = i + 1
             while j < n and _is_id_char(text[j]):
@@ -175,6 +214,8 @@ class _Parser:
         return StableTypeError(message, line=t.line, column=t.col)
 
     def describe(self, t: _Tok) -> str:
+        if t.kind == "str":
+            return f"the string {t.text!r}"
         return "end of input" if t.kind == "eof" else f"{t.text!r}"
 
     def expect(self, text: str, what: str = "") -> _Tok:
@@ -207,11 +248,18 @@ class _Parser:
             defs.append(d)
             if not self.accept(";"):
                 break
+        chain = self.chain() if self.at("{") else None
         t = self.tok
         if not self.accept("actor"):
-            raise self.error(f"expected 'type' or 'actor', found {self.describe(t)}")
+            expected = "'actor'" if chain is not None else "'type', '{' (a migration chain) or 'actor'"
+            raise self.error(f"expected {expected}, found {self.describe(t)}")
         pre: tuple[StableField, ...] | None
-        if self.accept("("):
+        if chain is not None:
+            self.expect("{", "after 'actor'")
+            post = self.stable_fields(allow_in=False)
+            self.expect("}", "after the stable fields")
+            pre = None
+        elif self.accept("("):
             self.expect("{", "to open the pre-upgrade fields")
             pre = self.stable_fields(allow_in=True)
             self.expect("}", "after the pre-upgrade fields")
@@ -228,15 +276,43 @@ class _Parser:
         self.accept(";")
         if self.tok.kind != "eof":
             raise self.error(f"unexpected {self.describe(self.tok)} after the actor")
-        version = self.version or ("1.0.0" if pre is None else "3.0.0")
-        sig = StableSignature(version, tuple(defs), post, pre)
+        version = self.version or ("4.0.0" if chain is not None else "1.0.0" if pre is None else "3.0.0")
+        migrations = tuple(m for m, _ in chain) if chain is not None else None
+        sig = StableSignature(version, tuple(defs), post, pre, migrations)
         self.check_cons(sig.env)
         for d in defs:
             try:
                 unfold(ConType(d.name, tuple(VarType(p) for p in d.params)), sig.env)
             except StableTypeError as e:
                 raise self.error(e.reason, def_toks[d.name]) from None
+        for m, tok in chain or ():
+            try:
+                migration_fields(m.typ, sig.env)
+            except StableTypeError as e:
+                raise self.error(f"migration {m.name!r}: {e.reason}", tok) from None
         return sig
+
+    def chain(self) -> list[tuple[Migration, _Tok]]:
+        """``{ "name" : (old : {...}) -> {...}; ... }``: the migration chain of a 4.0.0 signature."""
+        self.expect("{")
+        out: list[tuple[Migration, _Tok]] = []
+        seen: set[str] = set()
+        while not self.at("}"):
+            t = self.tok
+            if t.kind != "str":
+                raise self.error(f"expected a migration name (a string) or '}}', found {self.describe(t)}")
+            self.pos += 1
+            if t.text in seen:
+                raise self.error(f"duplicate migration {t.text!r}", t)
+            seen.add(t.text)
+            self.expect(":", f"after migration {t.text!r}")
+            out.append((Migration(t.text, self.typ()), t))
+            if not self.accept(";"):
+                break
+        self.expect("}", "to close the migration chain")
+        if not out:
+            raise self.error("a migration chain has at least one migration")
+        return out
 
     def check_cons(self, env: TypeEnv) -> None:
         for con, t in self.con_uses:
@@ -528,20 +604,27 @@ class _AsyncMarker:
 _NOT_UN = object()  # "this type was not a typ_un" (async or an actor/object type)
 
 
-def parse_signature(text: str | bytes) -> StableSignature:
+def parse_signature(text: str | bytes, *, source: str = "") -> StableSignature:
     """Parse a stable signature as moc writes it: ``.most`` text, or the bytes of the
     ``icp:private motoko:stable-types`` custom section (UTF-8).
 
-    Accepts versions 1.0.0 (``actor { ... }``) and 2.0.0/3.0.0 (``actor ({ pre }, { post })``).
-    Raises ``StableTypeError`` (with ``line``/``column``) for malformed text, undefined type names,
-    wrong numbers of type arguments and duplicate names.
+    Accepts versions 1.0.0 (``actor { ... }``), 2.0.0/3.0.0 (``actor ({ pre }, { post })``) and
+    4.0.0 (a migration chain ``{ "name" : (old : {...}) -> {...}; ... }`` before ``actor { ... }``).
+    Raises ``StableTypeError`` (with ``line``/``column``, and ``source`` in the message when given,
+    e.g. the file name) for malformed text, undefined type names, wrong numbers of type arguments,
+    duplicate names and chain entries that are not functions between records.
     """
-    if isinstance(text, bytes):
-        try:
-            text = text.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise StableTypeError(f"the stable signature is not UTF-8 (byte {e.start})") from None
-    return _Parser(text).signature()
+    try:
+        if isinstance(text, bytes):
+            try:
+                text = text.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise StableTypeError(f"the stable signature is not UTF-8 (byte {e.start})") from None
+        return _Parser(text).signature()
+    except StableTypeError as e:
+        if not source:
+            raise
+        raise e.with_source(source) from None
 
 
 def parse_type(text: str, types: Sequence[TypeDef] = ()) -> StableType:

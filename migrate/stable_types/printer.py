@@ -16,6 +16,7 @@ from migrate.stable_types.model import (
     ConType,
     Field,
     FuncType,
+    Migration,
     NamedType,
     NoneType,
     OptType,
@@ -32,7 +33,7 @@ from migrate.stable_types.model import (
     WeakType,
 )
 
-__all__ = ["format_signature", "format_type"]
+__all__ = ["format_signature", "format_type", "quote_text"]
 
 # ---------------------------------------------------------------------------------------------
 # Printing: moc lays out signatures with OCaml's Format module (margin 78); a small re-implementation
@@ -370,6 +371,9 @@ class _Printer:
         self.typ(d.body)
         lay.close()
 
+    def migration(self, m: Migration) -> None:
+        self.boxed("b", 2, f"{quote_text(m.name)} :", (1, 0), lambda: self.typ(m.typ))
+
     def stable_field(self, f: StableField, in_pre: bool) -> None:
         kw = "in" if in_pre and f.required else "stable"
         var = "var " if f.mutable else ""
@@ -384,7 +388,20 @@ class _Printer:
             lay.text(";")
             lay.brk(1, 0)
         lay.open("v", 2)
-        if sig.pre is None:
+        if sig.chain is not None:
+            # moc: "{ chain }" then "actor " " {" (its actor keyword keeps a trailing space).
+            lay.text("{")
+            lay.brk(0, 0)
+            self.sep_list(sig.chain, self.migration, ";")
+            lay.brk(0, -2)
+            lay.text("}")
+            lay.brk(0, -2)
+            lay.text("actor  {")
+            lay.brk(0, 0)
+            self.sep_list(sig.post, lambda f: self.stable_field(f, False), ";")
+            lay.brk(0, -2)
+            lay.text("}")
+        elif sig.pre is None:
             lay.text("actor {")
             lay.brk(0, 0)
             self.sep_list(sig.post, lambda f: self.stable_field(f, False), ";")
@@ -405,6 +422,24 @@ class _Printer:
         lay.close()
         lay.close()
         lay.newline()
+
+
+def quote_text(text: str) -> str:
+    """``text`` as a Motoko text literal, escaped as moc prints migration names."""
+    out = ['"']
+    for ch in text:
+        c = ord(ch)
+        if ch in _QUOTED:
+            out.append(_QUOTED[ch])
+        elif 0x20 <= c < 0x7F:
+            out.append(ch)
+        else:
+            out.append(f"\\u{{{c:02x}}}")
+    out.append('"')
+    return "".join(out)
+
+
+_QUOTED = {"\t": "\\t", "\n": "\\n", '"': '\\"', "'": "\\'", "\\": "\\\\"}
 
 
 def format_type(t: StableType, *, margin: int = _MARGIN) -> str:
