@@ -21,7 +21,9 @@ The package holds four modules, each importing only the ones before it:
 * ``convert``: :func:`descriptor_to_signature`, :func:`signature_to_descriptor` and
   :func:`descriptor_mismatch`;
 * ``heap``: :func:`read_persistent_descriptor` over a heap image or reader, and
-  :func:`signature_from_canister` over a graphcopy store (the heap layout is described there).
+  :func:`signature_from_canister` over a graphcopy store (the heap layout is described there); also
+  the names of the chain migrations a heap has applied (:func:`read_applied_migrations`,
+  :func:`applied_migrations_from_canister`), which the runtime keeps in the same metadata.
 
 The table is not minimal. moc keys entries by its internal type identity, so distinct Motoko types
 that encode alike get separate, identical entries (``?Char`` and ``?Nat32``; ``var f : [Int]`` and
@@ -89,6 +91,8 @@ from migrate.descriptor.heap import (
     PERSISTENCE_FINGERPRINT,
     PERSISTENCE_VERSION,
     HeapReader,
+    applied_migrations_from_canister,
+    read_applied_migrations,
     read_persistent_descriptor,
     signature_from_canister,
 )
@@ -131,6 +135,8 @@ __all__ = [
     "descriptor_to_signature",
     "entry_children",
     "hashed_label",
+    "applied_migrations_from_canister",
+    "read_applied_migrations",
     "read_persistent_descriptor",
     "signature_from_canister",
     "signature_to_descriptor",
