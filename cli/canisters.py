@@ -22,6 +22,7 @@ from cli.common import (
     out,
     print_json,
     read_wasm,
+    to_jsonable,
     when,
     with_spinner,
 )
@@ -96,13 +97,15 @@ def call(
 @app.command()
 def status(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Canister name or principal.")],
            as_json: JsonOpt = False) -> None:
-    """Show a canister's state, sizes, module, queue and history."""
+    """Show a canister's state, sizes, module, queue, applied migrations and history."""
+    from migrate import applied_migrations
     from persist import api
 
     with opened(ctx) as store, errors():
         st = api.status(store, name)
+        applied = applied_migrations(store, name)
     if as_json:
-        print_json(st)
+        print_json({**to_jsonable(st), "applied_migrations": applied})
         return
     t = Table(show_header=False, box=None, pad_edge=False)
     t.add_column(style="bold")
@@ -120,6 +123,10 @@ def status(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Caniste
     t.add_row("queued messages", str(st.pending_messages))
     t.add_row("open call contexts", str(st.open_call_contexts))
     t.add_row("log lines", str(st.log_lines))
+    if applied:
+        t.add_row("migrations applied", f"{len(applied)}, last {escape(applied[-1])}")
+        for n in applied:
+            t.add_row("", escape(n))
     if st.migration:
         _migration_rows(t, st.migration)
     out.print(t)

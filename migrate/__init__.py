@@ -8,8 +8,9 @@ The public API (the CLI calls exactly these)::
         outcome = upgrade(store, "ledger", new_wasm, mode="auto")   # keep, or graph copy, or refuse
 
 ``migrate`` builds on ``persist`` (its public API, the store and the host) and never imports ``cli``.
-Its parts: ``stable_types`` and ``descriptor`` (the two views of a stable type), ``compat`` and
-``check`` (compatibility), ``plan``, ``upgrade``, ``graph_copy`` and ``record`` (doing it), ``pipeline``.
+Its parts: ``stable_types`` and ``descriptor`` (the two views of a stable type), ``compat``,
+``chain``, ``report`` and ``check`` (compatibility; ``chain`` for enhanced migration chains),
+``plan``, ``upgrade``, ``graph_copy`` and ``record`` (doing it), ``pipeline``.
 
 The names are bound eagerly: the function ``upgrade`` shares its name with the module
 ``migrate.upgrade``, and only an explicit import here makes ``migrate.upgrade`` the function
@@ -19,7 +20,7 @@ The names are bound eagerly: the function ``upgrade`` shares its name with the m
 from __future__ import annotations
 
 from migrate.compat import CompatReport, check_compatibility
-from migrate.descriptor import signature_from_canister
+from migrate.descriptor import applied_migrations, signature_from_canister
 from migrate.graph_copy import MigrationStateError, destabilize, stabilize
 from migrate.graph_copy import run as run_graph_copy
 from migrate.plan import UpgradePlan, UpgradeRefusedError, plan_upgrade
@@ -32,6 +33,7 @@ __all__ = [
     "UpgradeOutcome",
     "UpgradePlan",
     "UpgradeRefusedError",
+    "applied_migrations",
     "check_compatibility",
     "destabilize",
     "parse_signature",

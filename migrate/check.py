@@ -2,8 +2,10 @@
 
 OLD and NEW are each a module (``.wasm``/``.wasm.gz``: its ``motoko:stable-types`` section), a
 ``.most`` stable signature file, or the name of an installed canister (the stable type its heap
-registered, read from the persisted descriptor and named from its module's section). The answer
-lists every incompatibility (``migrate.compat``), not only the first.
+registered, read from the persisted descriptor and named from its module's section, and the
+migrations of its chain it has applied). The answer lists every incompatibility
+(``migrate.compat``), not only the first, and for a migration chain what the upgrade will run
+(``migrate.chain``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from migrate.compat import CompatReport, check_compatibility
-from migrate.errors import StableTypeError
 from migrate.plan import canister_side
 from migrate.stable_types import StableSignature, format_signature, parse_signature
 from persist.errors import GraphcopyError
@@ -59,6 +60,12 @@ class CheckResult:
 def load_signature(source: str, store: Store | None) -> tuple[StableSignature, str, list[str]]:
     """The stable signature named by ``source`` (a file, or a canister of ``store``), a description
     of where it came from, and warnings."""
+    sig, where, warnings, _ = _load(source, store)
+    return sig, where, warnings
+
+
+def _load(source: str, store: Store | None) -> tuple[StableSignature, str, list[str], list[str] | None]:
+    """``load_signature`` and, for a canister, the chain migrations its heap records as applied."""
     path = Path(source)
     if path.is_file():
         try:
@@ -66,31 +73,28 @@ def load_signature(source: str, store: Store | None) -> tuple[StableSignature, s
         except OSError as exc:
             raise NoSignatureError(f"cannot read {source}: {exc.strerror}") from exc
         if path.suffix == ".most":
-            return _parse(data, source), f"{source} (stable signature file)", []
+            return parse_signature(data, source=source), f"{source} (stable signature file)", [], None
         info = parse_module(data)
         text = info.stable_types
         if text is None:
             raise NoSignatureError(f"{source} has no stable signature (no motoko:stable-types section): "
                                    "it is not a Motoko canister module")
-        return _parse(text, source), f"{source} (module section)", []
+        return (parse_signature(text, source=f"{source} (its motoko:stable-types section)"),
+                f"{source} (module section)", [], None)
     if store is None:
         raise NoSignatureError(f"{source} is neither a file nor, without a store, a canister name")
     warnings: list[str] = []
     side = canister_side(store, source, warnings)
     if side.signature is None:
         raise NoSignatureError(f"canister {source!r} has no stable signature (not a Motoko canister)")
-    return side.signature, f"canister {source} ({side.signature_source})", warnings
-
-
-def _parse(text: str | bytes, source: str) -> StableSignature:
-    try:
-        return parse_signature(text)
-    except StableTypeError as exc:
-        raise StableTypeError(f"{source}: {exc}") from exc
+    return side.signature, f"canister {source} ({side.signature_source})", warnings, side.applied_migrations
 
 
 def check(old: str, new: str, *, store: Store | None = None) -> CheckResult:
-    """Compare the stable signatures of ``old`` and ``new`` (files or canister names)."""
-    old_sig, old_src, w1 = load_signature(old, store)
-    new_sig, new_src, w2 = load_signature(new, store)
-    return CheckResult(old_src, new_src, old_sig, new_sig, check_compatibility(old_sig, new_sig), w1 + w2)
+    """Compare the stable signatures of ``old`` and ``new`` (files or canister names). When OLD is
+    an installed canister, the chain migrations its heap has applied decide what a migration chain
+    in NEW will run."""
+    old_sig, old_src, w1, applied = _load(old, store)
+    new_sig, new_src, w2, _ = _load(new, store)
+    report = check_compatibility(old_sig, new_sig, applied=applied)
+    return CheckResult(old_src, new_src, old_sig, new_sig, report, w1 + w2)

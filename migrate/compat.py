@@ -44,11 +44,12 @@ decoded from the binary descriptor (labels ``_<hash>_``) lines up with one parse
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from dataclasses import dataclass
+from typing import TypeVar
 
+from migrate.chain import check_chain
+from migrate.report import RULES, ChainSummary, CompatReport, Issue, show_type
 from migrate.stable_types import (
     ActorType,
     AnyType,
@@ -71,7 +72,6 @@ from migrate.stable_types import (
     VarType,
     WeakType,
     children,
-    format_type,
     label_hash,
     substitute,
     unfold,
@@ -79,130 +79,12 @@ from migrate.stable_types import (
 
 __all__ = ["RULES", "CompatReport", "Issue", "check_compatibility", "check_types"]
 
-Severity = Literal["error", "warning"]
-
-#: Every rule id with a one-line description.
-RULES: dict[str, str] = {
-    "drop-stable-variable": "a stable variable of the old version is missing from the new one",
-    "required-migration-input-missing": "the new migration function requires (`in`) a variable the old version lacks",
-    "migration-consumes-variable": "warning: the migration consumes a variable the new version does not keep",
-    "type-mismatch": "the types are unrelated (different constructors or primitives, Int -> Nat, record vs tuple...)",
-    "char-nat32": "Char <-> Nat32 (the runtime check cannot tell them apart; moc rejects; so do we)",
-    "unit-null": "() <-> Null (the runtime check cannot tell them apart; moc rejects; so do we)",
-    "blob-array": "Blob <-> [Nat8]: different representations",
-    "promote-to-any": "a value becomes Any and its content is lost (None -> Any too, which moc accepts)",
-    "option-insertion": "T -> ?T: options are unboxed, an old value is not a valid ?T",
-    "option-removal": "?T -> T",
-    "mutability-changed": "var <-> immutable inside a type (record field or array), not at the top level",
-    "mutable-invariant": "a widening (Nat -> Int, a new tag, None -> T) under var/[var], where types must be equal",
-    "null-option-invariant": "Null -> ?T under var/[var] (the runtime accepts it; moc rejects; so do we)",
-    "record-field-added": "a record field was added (even an optional one)",
-    "record-field-removed": "a record field was removed",
-    "remove-variant-tag": "a variant tag that old values may carry was removed",
-    "add-variant-tag": "a variant tag was added where values flow back (function argument)",
-    "tuple-arity": "the tuple has a different number of components",
-    "func-arity": "the shared function has a different number of parameters or results",
-    "func-annotation": "the shared function's kind changed (shared/query/composite query, async/one-way)",
-    "actor-method-removed": "an actor reference type lost a method (the runtime accepts it; moc rejects; so do we)",
-    "actor-method-added": "an actor reference type gained a method old references may not implement",
-    "type-component-mismatch": "type components of an object/actor type differ (moc requires them equal)",
-    "non-stable-type": "the type is not stable (local function, Error, async, module)",
-    "too-deep": "the types nest too deeply to decide (non-regular recursion); treated as incompatible",
-    "report-truncated": "warning: more issues than a report lists (the first ones are kept)",
-}
-
 _MIGRATION_HINT = "(with migration = func(old : {{{inputs}}}) : {{{outputs}}} = {{{body}}}) persistent actor {{ ... }}"
 _MAX_DEPTH = 200  # nesting of the walk; Python frames, not recursion through memoized type names
 _MAX_ISSUES = 1000
 
 
-@dataclass(frozen=True)
-class Issue:
-    """One incompatibility (``severity="error"``) or caution (``"warning"``).
-
-    ``path`` locates it from a stable variable (``accounts[].balance``); ``old``/``new`` are the
-    two types there in Motoko syntax (``""`` where one side is absent); ``rule`` is a stable id
-    (see ``RULES``); ``message`` says what is wrong, ``hint`` what to do."""
-
-    path: str
-    rule: str
-    old: str
-    new: str
-    message: str
-    hint: str
-    severity: Severity = "error"
-
-    def to_dict(self) -> dict[str, str]:
-        """JSON-ready form."""
-        return {
-            "path": self.path,
-            "rule": self.rule,
-            "severity": self.severity,
-            "old": self.old,
-            "new": self.new,
-            "message": self.message,
-            "hint": self.hint,
-        }
-
-    def format_text(self) -> str:
-        """Several lines: the headline, both types, the hint."""
-        lines = [f"{self.severity} [{self.rule}] {self.path}: {self.message}"]
-        if self.old or self.new:
-            lines.append(f"    old: {_clip(self.old) or '(absent)'}")
-            lines.append(f"    new: {_clip(self.new) or '(absent)'}")
-        if self.hint:
-            lines.append(f"    hint: {self.hint}")
-        return "\n".join(lines)
-
-
-@dataclass(frozen=True)
-class CompatReport:
-    """The verdict: ``compatible`` is True iff ``issues`` (the errors) is empty."""
-
-    issues: list[Issue] = field(default_factory=list)
-    warnings: list[Issue] = field(default_factory=list)
-
-    @property
-    def compatible(self) -> bool:
-        return not self.issues
-
-    @property
-    def rules(self) -> set[str]:
-        """The rule ids of the errors."""
-        return {i.rule for i in self.issues}
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form: ``{"compatible", "errors", "warnings"}``."""
-        return {
-            "compatible": self.compatible,
-            "errors": [i.to_dict() for i in self.issues],
-            "warnings": [w.to_dict() for w in self.warnings],
-        }
-
-    def format_text(self) -> str:
-        """A human report: a verdict line, then every error and warning."""
-        n, w = len(self.issues), len(self.warnings)
-        warned = f"{w} warning{'s' if w != 1 else ''}"
-        if self.compatible:
-            head = f"compatible ({warned})" if w else "compatible"
-        else:
-            head = f"incompatible: {n} error{'s' if n != 1 else ''}" + (f", {warned}" if w else "")
-        return "\n".join([head, *(i.format_text() for i in [*self.issues, *self.warnings])])
-
-
-def _clip(text: str, limit: int = 240) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-_HASH_SUFFIX = re.compile(r"__\d+(?=\b|<)")
-
-
-def _show(t: StableType | None) -> str:
-    """One-line Motoko syntax; moc's ``__<hash>`` suffixes of type names are elided, as in moc's
-    own messages."""
-    if t is None:
-        return ""
-    return _HASH_SUFFIX.sub("", format_type(t, margin=1_000_000))
+_show = show_type
 
 
 # ---------------------------------------------------------------------------------------------
@@ -745,18 +627,26 @@ def _to_issue(root: str, p: _Problem) -> Issue:
     )
 
 
-def check_compatibility(old: StableSignature, new: StableSignature) -> CompatReport:
+def check_compatibility(
+    old: StableSignature, new: StableSignature, *, applied: Sequence[str] | None = None
+) -> CompatReport:
     """Can a canister whose stable signature is ``old`` be upgraded to a module with ``new``?
 
     Compares ``old.post`` (what the old version stores) with ``new.pre`` (what the new one reads;
     all of its variables for 1.0.0), as ``moc --stable-compatible`` does, and returns every
-    incompatibility (``issues``) and caution (``warnings``). Raises ``StableTypeError`` if a type
-    refers to an undefined type name."""
+    incompatibility (``issues``) and caution (``warnings``). When either side uses a migration
+    chain (4.0.0), ``migrate.chain`` decides what the chain does (``report.chain``) from
+    ``applied``, the migrations the canister has applied, oldest first, as its heap records them
+    (``None``: unknown; the old version's chain is then taken as applied). Raises
+    ``StableTypeError`` if a type refers to an undefined type name."""
     errors: list[Issue] = []
     warnings: list[Issue] = []
     errors += _stability_issues(old.post, old.env, "old")
-    errors += _stability_issues(new.upgrade_fields, new.env, "new")
+    errors += _stability_issues(new.post if new.has_chain else new.upgrade_fields, new.env, "new")
     walker = _Walker(old.env, new.env)
+    if old.has_chain or new.has_chain or applied:
+        found, cautions, chain = check_chain(old, new, applied, lambda a, b, root: _relate(walker, a, b, root))
+        return _finish(walker, errors + found, warnings + cautions, chain)
     new_pre = new.upgrade_fields
     post_names = {f.name for f in new.post}
     for f_old, f_new in _align(old.post, new_pre):
@@ -795,6 +685,21 @@ def check_compatibility(old: StableSignature, new: StableSignature) -> CompatRep
                     severity="warning",
                 )
             )
+    return _finish(walker, errors, warnings, None)
+
+
+def _relate(walker: _Walker, old: StableType, new: StableType, root: str) -> list[Issue]:
+    problems = walker.rel(old, new, False, False)
+    if len(problems) > _MAX_ISSUES:
+        problems = problems[:_MAX_ISSUES]
+        walker.truncated = True
+    return [_to_issue(root, p) for p in problems]
+
+
+def _finish(walker: _Walker, errors: list[Issue], warnings: list[Issue], chain: ChainSummary | None) -> CompatReport:
+    if len(errors) > _MAX_ISSUES:
+        errors = errors[:_MAX_ISSUES]
+        walker.truncated = True
     if walker.truncated:
         warnings.append(
             Issue(
@@ -807,7 +712,7 @@ def check_compatibility(old: StableSignature, new: StableSignature) -> CompatRep
                 severity="warning",
             )
         )
-    return CompatReport(issues=errors, warnings=warnings)
+    return CompatReport(issues=errors, warnings=warnings, chain=chain)
 
 
 def _dropped(f: StableField) -> Issue:

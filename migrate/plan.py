@@ -32,7 +32,12 @@ import sqlalchemy as sa
 
 from migrate import record as records
 from migrate.compat import CompatReport, check_compatibility
-from migrate.descriptor import descriptor_mismatch, signature_from_canister, signature_to_descriptor
+from migrate.descriptor import (
+    applied_migrations_from_canister,
+    descriptor_mismatch,
+    signature_from_canister,
+    signature_to_descriptor,
+)
 from migrate.errors import DescriptorError
 from migrate.graph_copy import STABILIZE_METHOD, stored_module, supports_graph_copy
 from migrate.stable_types import (
@@ -88,12 +93,15 @@ class ModuleSide:
     signature: StableSignature | None = field(default=None, repr=False)
     signature_text: str | None = None  # for people: the .most text (with names where known)
     signature_source: str = "none"  # "persisted descriptor" | "old module" | "new module" | "none"
+    # The chain migrations the canister's heap records as applied, oldest first (old side of an EOP
+    # canister; None where unknown).
+    applied_migrations: list[str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {"module_hash": self.module_hash, "eop": self.eop, "layout": self.layout,
                 "graph_copy": self.graph_copy, "stable_types": self.signature_text,
-                "stable_types_source": self.signature_source}
+                "stable_types_source": self.signature_source, "applied_migrations": self.applied_migrations}
 
 
 @dataclass
@@ -173,9 +181,11 @@ def _side(info: ModuleInfo, signature: StableSignature | None, text: str | None,
                       signature_source=source)
 
 
-def _module_signature(info: ModuleInfo) -> StableSignature | None:
+def _module_signature(info: ModuleInfo, which: str) -> StableSignature | None:
     text = info.stable_types
-    return parse_signature(text) if text is not None else None
+    if text is None:
+        return None
+    return parse_signature(text, source=f"the {which} module's motoko:stable-types section ({info.hash[:16]}…)")
 
 
 def _labels(sigs: list[StableSignature | None]) -> dict[int, str]:
@@ -241,7 +251,8 @@ def _renamed(sig: StableSignature, names: dict[int, str]) -> StableSignature:
         return tuple(StableField(label(f.name), ty(f.typ), f.mutable, f.required) for f in fs)
 
     return StableSignature(version=sig.version, types=tuple(TypeDef(d.name, d.params, ty(d.body)) for d in sig.types),
-                           post=fields(sig.post), pre=fields(sig.pre) if sig.pre is not None else None)
+                           post=fields(sig.post), pre=fields(sig.pre) if sig.pre is not None else None,
+                           chain=sig.chain)
 
 
 def _old_side(store: Store, name: str, info: ModuleInfo, new_info: ModuleInfo, warnings: list[str]) -> ModuleSide:
@@ -253,11 +264,12 @@ def _old_side(store: Store, name: str, info: ModuleInfo, new_info: ModuleInfo, w
     used, confirmed by the heap; when they differ (the heap holds another type than its module
     declares), the descriptor is used, with names put back from both modules, and a warning."""
     text = info.stable_types
-    from_module = _module_signature(info)
+    from_module = _module_signature(info, "old")
     if not info.is_eop:
         return _side(info, from_module, text, "old module" if text is not None else "none")
     try:
         persisted = signature_from_canister(store, name)
+        applied: list[str] | None = applied_migrations_from_canister(store, name)
     except DescriptorError:
         return _side(info, from_module, text, "old module" if text is not None else "none")
     if from_module is not None:
@@ -265,11 +277,15 @@ def _old_side(store: Store, name: str, info: ModuleInfo, new_info: ModuleInfo, w
         differences = [descriptor_mismatch(stored, signature_to_descriptor(from_module, pre=pre))
                        for pre in (False, True)]
         if None in differences:
-            return _side(info, from_module, text, "old module, confirmed by the persisted descriptor")
+            side = _side(info, from_module, text, "old module, confirmed by the persisted descriptor")
+            side.applied_migrations = applied
+            return side
         warnings.append(f"the heap's persisted stable type differs from the old module's section "
                         f"({differences[0]}); the persisted one is checked")
-    named = _renamed(persisted, _labels([from_module, _module_signature(new_info)]))
-    return _side(info, named, format_signature(named), "persisted descriptor")
+    named = _renamed(persisted, _labels([from_module, _module_signature(new_info, "new")]))
+    side = _side(info, named, format_signature(named), "persisted descriptor")
+    side.applied_migrations = applied
+    return side
 
 
 def canister_side(store: Store, name: str, warnings: list[str]) -> ModuleSide:
@@ -317,9 +333,10 @@ def plan_upgrade(store: Store, name: str, wasm: bytes | None, mode: str = "auto"
     old_info, _ = store.runtime.load_module(old_wasm)
     warnings: list[str] = []
     old = _old_side(store, name, old_info, new_info, warnings)
-    new = _side(new_info, _module_signature(new_info), new_info.stable_types,
+    new = _side(new_info, _module_signature(new_info, "new"), new_info.stable_types,
                 "new module" if new_info.stable_types is not None else "none")
-    report = check_compatibility(old.signature, new.signature) if old.signature and new.signature else None
+    report = (check_compatibility(old.signature, new.signature, applied=old.applied_migrations)
+              if old.signature and new.signature else None)
     plan = UpgradePlan(name=name, mode=mode, old=old, new=new, report=report, path="refuse", force=force,
                        warnings=warnings)
     _decide(plan, skip_pre_upgrade)
@@ -336,9 +353,10 @@ def _plan_resume(store: Store, name: str, rec: records.Record, new_info: ModuleI
         old_info, _ = store.runtime.load_module(stored_module(store, old_hash))
     warnings: list[str] = []
     old = _old_side(store, name, old_info, new_info, warnings) if phase in records.BEFORE_UPGRADE else _side(
-        old_info, _module_signature(old_info), old_info.stable_types, "old module")
-    new = _side(new_info, _module_signature(new_info), new_info.stable_types, "new module")
-    report = check_compatibility(old.signature, new.signature) if old.signature and new.signature else None
+        old_info, _module_signature(old_info, "old"), old_info.stable_types, "old module")
+    new = _side(new_info, _module_signature(new_info, "new"), new_info.stable_types, "new module")
+    report = (check_compatibility(old.signature, new.signature, applied=old.applied_migrations)
+              if old.signature and new.signature else None)
     plan = UpgradePlan(name=name, mode=mode, old=old, new=new, report=report, path="graph-copy", resume_from=phase,
                        warnings=warnings)
     if mode in ("keep", "replace"):

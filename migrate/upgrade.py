@@ -21,6 +21,8 @@ from typing import Any
 
 from migrate import graph_copy
 from migrate import record as records
+from migrate.descriptor import applied_migrations_from_canister
+from migrate.errors import DescriptorError
 from migrate.graph_copy import MigrationStateError, ProgressFn
 from migrate.plan import UpgradePlan, UpgradeRefusedError, plan_upgrade
 from migrate.record import Record
@@ -47,6 +49,9 @@ class UpgradeOutcome:
     instructions: int | None = None  # of the install_code upgrade step
     migration: Record | None = None  # the final record of a graph copy
     snapshot_id: int | None = None  # the snapshot taken before the upgrade (``graphcopy rollback`` loads it)
+    # The chain migrations the upgrade ran, in order (read from the heap's list after it; None
+    # when the new module has no migration chain).
+    migrations_run: list[str] | None = None
     plan: UpgradePlan | None = field(default=None, repr=False)
 
     def summary(self) -> str:
@@ -64,6 +69,10 @@ class UpgradeOutcome:
                      "increments")
         elif self.instructions is not None:
             extra = f", {self.instructions:,} instructions"
+        if self.migrations_run is not None:
+            n = len(self.migrations_run)
+            extra += (f"; ran {n} migration{'s' if n != 1 else ''}: {', '.join(self.migrations_run)}" if n
+                      else "; ran no migration")
         if self.snapshot_id is not None:
             extra += f"; snapshot {self.snapshot_id} taken before (`graphcopy rollback {self.name}` restores it)"
         return (f"{self.name}: {what}{' (resumed)' if self.resumed else ''}: module {self.old_module_hash[:16]}… -> "
@@ -75,7 +84,7 @@ class UpgradeOutcome:
                 "resumed": self.resumed, "old_module_hash": self.old_module_hash,
                 "new_module_hash": self.new_module_hash, "seconds": round(self.seconds, 3),
                 "instructions": self.instructions, "migration": self.migration, "snapshot_id": self.snapshot_id,
-                "plan": self.plan.to_dict() if self.plan is not None else None}
+                "migrations_run": self.migrations_run, "plan": self.plan.to_dict() if self.plan is not None else None}
 
 
 def upgrade(
@@ -142,7 +151,7 @@ def upgrade(
             upgrade_to=plan.new.module_hash).id
     if plan.path == "graph-copy":
         final = graph_copy.run(store, name, wasm, arg=arg, on_progress=on_progress)
-        return outcome(True, migration=final, snapshot_id=snap_id)
+        return outcome(True, migration=final, snapshot_id=snap_id, migrations_run=_migrations_run(store, name, plan))
     assert wasm is not None
     try:
         res = upgrade_code(store, name, wasm, arg=arg if arg is not None else EMPTY_ARGS,
@@ -153,4 +162,17 @@ def upgrade(
             with contextlib.suppress(GraphcopyError):
                 snapshots.delete_snapshot(store, name, snap_id)
         raise
-    return outcome(True, instructions=res.instructions, snapshot_id=snap_id)
+    return outcome(True, instructions=res.instructions, snapshot_id=snap_id,
+                   migrations_run=_migrations_run(store, name, plan))
+
+
+def _migrations_run(store: Store, name: str, plan: UpgradePlan) -> list[str] | None:
+    """The chain migrations the upgrade appended to the heap's list (None without a chain)."""
+    if plan.new.signature is None or not plan.new.signature.has_chain:
+        return None
+    try:
+        after = applied_migrations_from_canister(store, name)
+    except DescriptorError:
+        return None
+    before = plan.old.applied_migrations or []
+    return after[len(before):] if after[: len(before)] == before else after

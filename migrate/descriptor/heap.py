@@ -61,6 +61,7 @@ __all__ = [
     "PERSISTENCE_FINGERPRINT",
     "PERSISTENCE_VERSION",
     "HeapReader",
+    "applied_migrations",
     "applied_migrations_from_canister",
     "read_applied_migrations",
     "read_persistent_descriptor",
@@ -272,6 +273,19 @@ def applied_migrations_from_canister(store: Store, name: str) -> list[str]:
     as that function does (:class:`NoDescriptorError` for a module without enhanced orthogonal
     persistence)."""
     return _from_canister_heap(store, name, _applied_migrations)
+
+
+def applied_migrations(store: Store, name: str) -> list[str] | None:
+    """The chain migrations canister ``name`` has applied, oldest first, or None when its heap keeps
+    no EOP metadata (an empty canister, a module without enhanced orthogonal persistence). What
+    ``graphcopy status`` shows. Raises ``CanisterNotFoundError`` and, for a corrupt list,
+    :class:`DescriptorError`."""
+    from persist.errors import CanisterStateError
+
+    try:
+        return applied_migrations_from_canister(store, name)
+    except (NoDescriptorError, CanisterStateError):
+        return None
 
 
 _T = TypeVar("_T")

@@ -11,6 +11,12 @@ variables of the actor. Three versions exist:
   ``actor ({ pre... }, { post... });`` (older moc: ``}) ;``). In 3.0.0 the migration inputs are
   printed with ``in`` instead of ``stable`` (``required=True`` here): an upgrade from a version
   that lacks them fails.
+* ``// Version: 4.0.0``: the canister is compiled with an enhanced migration chain
+  (``--enhanced-migration DIR``): after the type definitions, the chain as a map from migration
+  name to the type of its ``migration`` function, ``{ "20250101_000000_Init" : {} -> {count :
+  Nat}; ... }``, then ``actor  { ... }`` with the stable fields (``chain`` here, a tuple of
+  ``Migration``; ``chain_boundaries``/``upgrade_fields_after`` give the state the chain expects
+  before each step, as moc's ``pres``).
 
 The model (frozen dataclasses, so values hash and compare structurally):
 
@@ -26,7 +32,8 @@ The model (frozen dataclasses, so values hash and compare structurally):
 * ``TypeDef(name, params, body)``: ``type List<T> = ?(T, List<T>)``; recursion goes through
   ``ConType`` references, so every value here is finite;
 * ``StableField(name, typ, mutable, required)``: one stable variable;
-* ``StableSignature(version, types, post, pre)``: ``pre is None`` for 1.0.0.
+* ``StableSignature(version, types, post, pre, chain)``: ``pre is None`` for 1.0.0 and 4.0.0,
+  ``chain is None`` but for 4.0.0; ``Migration(name, typ)`` is one chain step.
 
 How to build a signature programmatically (e.g. from the binary EOP type descriptor, which
 carries label *hashes* only: name such a label ``_<hash>_``, the Candid escape for a numeric
@@ -85,6 +92,7 @@ from migrate.stable_types.model import (
     Field,
     FuncSort,
     FuncType,
+    Migration,
     NamedType,
     NoneType,
     OptType,
@@ -102,11 +110,12 @@ from migrate.stable_types.model import (
     WeakType,
     children,
     label_hash,
+    migration_fields,
     substitute,
     unfold,
 )
 from migrate.stable_types.parser import parse_signature, parse_type
-from migrate.stable_types.printer import format_signature, format_type
+from migrate.stable_types.printer import format_signature, format_type, quote_text
 
 __all__ = [
     "ANY",
@@ -131,6 +140,7 @@ __all__ = [
     "Field",
     "FuncSort",
     "FuncType",
+    "Migration",
     "NamedType",
     "NoneType",
     "OptType",
@@ -151,8 +161,10 @@ __all__ = [
     "format_signature",
     "format_type",
     "label_hash",
+    "migration_fields",
     "parse_signature",
     "parse_type",
+    "quote_text",
     "substitute",
     "unfold",
 ]
