@@ -1,0 +1,6 @@
+// Adds a field.
+module {
+  public func migration(_ : {}) : { var accounts : [(Text, Nat)] } {
+    { var accounts = [] };
+  };
+};
