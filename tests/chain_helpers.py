@@ -15,7 +15,8 @@ v4_fails  chain_v4.mo     + Fails (traps when the count is not negative)
 ========  ==============  =====================================================
 
 ``chain(version, rename=..., drop=..., extra=...)`` compiles variants: migrations renamed (the same
-module under another file name), left out, or added from text. ``long_chain(n)`` is Init plus ``n``
+module under another file name), left out, added, or edited (``variants/`` holds the edited and
+the adopting modules). ``long_chain(n)`` is Init plus ``n``
 generated steps (``long_step.mo.in``).
 """
 
@@ -34,16 +35,20 @@ VERSIONS = {"v1": ("chain_v1", 1), "v2": ("chain_v2", 2), "v3": ("chain_v3", 3),
 
 
 def chain(version: str, *, rename: Mapping[str, str] | None = None, drop: tuple[str, ...] = (),
-          extra: Mapping[str, str] | None = None) -> CompiledCanister:
+          extra: Mapping[str, str] | None = None, actor: str | None = None,
+          flags: tuple[str, ...] = ()) -> CompiledCanister:
     """Version ``version`` of the chain canister; ``rename`` maps a pool module's name to the name
-    it is compiled under, ``drop`` leaves modules out, ``extra`` adds ``{name: module name in the
-    pool}`` (the same code under a new name, e.g. a backdated copy)."""
+    it is compiled under, ``drop`` leaves modules out, ``extra`` sets ``{name: source}`` where the
+    source is ``migrations/<stem>`` or ``variants/<stem>`` (a module under a new name, or another
+    module under an existing name: an edited migration); ``actor`` compiles another version's
+    actor (``"chain_v2"``); ``flags`` go to moc (``-A M0254`` for a chain that leaves fields
+    uninitialized, as mops does for a trimmed chain)."""
     main, n = VERSIONS[version]
     files = {p.stem: p for p in POOL[:n] if p.stem not in drop}
     texts = {f"{(rename or {}).get(stem, stem)}.mo": p.read_text(encoding="utf-8") for stem, p in files.items()}
     for new_name, source in (extra or {}).items():
-        texts[f"{new_name}.mo"] = (CHAINS / "migrations" / f"{source}.mo").read_text(encoding="utf-8")
-    return compile_motoko(CHAINS / f"{main}.mo", migrations=texts)
+        texts[f"{new_name}.mo"] = (CHAINS / f"{source}.mo").read_text(encoding="utf-8")
+    return compile_motoko(CHAINS / f"{actor or main}.mo", migrations=texts, flags=flags)
 
 
 def long_chain(steps: int) -> CompiledCanister:

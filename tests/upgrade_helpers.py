@@ -73,12 +73,17 @@ def history_kinds(store: Store, name: str) -> list[str]:
 def with_eop_section(wasm: bytes, text: str) -> bytes:
     """``wasm`` with its ``icp:private enhanced-orthogonal-persistence`` section's text replaced
     (e.g. a future "64-bit, layout version 2"): the same code, a different declared layout."""
+    return with_section(wasm, EOP_SECTION, text)
+
+
+def with_section(wasm: bytes, name: str, text: str) -> bytes:
+    """``wasm`` with the text of its custom section ``name`` replaced."""
     data = normalize_wasm(wasm)
     out = bytearray(data[:8])
     for sid, start, end in split_sections(data):
         body = data[start:end]
-        if sid == 0 and WasmReader(body).name() == EOP_SECTION:
-            out += encode_section(0, encode_name(EOP_SECTION) + text.encode())
+        if sid == 0 and WasmReader(body).name() == name:
+            out += encode_section(0, encode_name(name) + text.encode())
             continue
         out += bytes([sid]) + leb_u(len(body)) + body
     return bytes(out)
