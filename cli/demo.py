@@ -1,4 +1,5 @@
-"""``graphcopy demo``: install the example canisters, load data, call them, reopen the store.
+"""``graphcopy demo``: install the example canisters, load data, call them, reopen the store, upgrade
+them (keeping the heap, by graph copy, and along a migration chain).
 
 Everything goes through the public API (``persist``), exactly as a script would use it.
 """
@@ -83,6 +84,36 @@ def _upgrade_both_ways(store: Store, say: Any) -> dict[str, Any]:
     return out
 
 
+def _chain_upgrade(store: Store, say: Any) -> dict[str, Any]:
+    """Install the to-do example (an enhanced migration chain), then upgrade it to the release whose
+    new migration converts the tasks it holds; check that it ran once and kept them."""
+    from migrate import applied_migrations, plan_upgrade, upgrade
+
+    _install_fresh(store, "demo-tasks", example_wasm("tasks"))
+    tasks = _Caller(store, "demo-tasks")
+    for title in ("write the migration", "rehearse the upgrade", "deploy"):
+        tasks("add", f'("{title}")')
+    tasks("complete", "(0 : nat)")
+    applied = applied_migrations(store, "demo-tasks") or []
+    say(f"installed [cyan]demo-tasks[/], a to-do list built with a migration chain: a fresh install ran "
+        f"{len(applied)} migrations; 3 tasks added, one done", highlight=False)
+    v2 = (EXAMPLES / "tasks" / "tasks_v2.wasm").read_bytes()
+    plan = plan_upgrade(store, "demo-tasks", v2)
+    pending = [p.name for p in plan.report.chain.pending] if plan.report and plan.report.chain else []
+    before = tasks("count")
+    res = upgrade(store, "demo-tasks", v2)
+    after = _Caller(store, "demo-tasks")
+    listed = after("list")
+    kept = after("count") == before and "variant { done }" in listed and "priority = 1 : nat" in listed
+    say(f"upgraded demo-tasks to tasks_v2 ([bold]{res.path}[/]): the plan listed {len(pending)} pending migration "
+        f"({', '.join(pending)}), the upgrade ran {', '.join(res.migrations_run or []) or 'none'}; the tasks "
+        "now have a status and a priority" + (" [green](kept)[/]" if kept else " [red](LOST)[/]"), highlight=False)
+    if not kept or res.migrations_run != pending:
+        raise GraphcopyError("demo: the chain upgrade did not run its migration once, or lost tasks")
+    return {"path": res.path, "pending": pending, "migrations_run": res.migrations_run, "kept": kept,
+            "applied": applied_migrations(store, "demo-tasks")}
+
+
 def run_demo(db_url: str | None, *, entries: int, console: Console | None) -> dict[str, Any]:
     """Run the demo; print what happens to ``console`` (None: quiet) and return a report."""
     say = console.print if console is not None else (lambda *a, **k: None)
@@ -136,6 +167,7 @@ def run_demo(db_url: str | None, *, entries: int, console: Console | None) -> di
         if not same:
             raise GraphcopyError("demo: the ledger's digest changed after reopening the store")
         report["upgrades"] = _upgrade_both_ways(store, say)
+        report["upgrades"]["chain"] = _chain_upgrade(store, say)
     say("next: [bold]graphcopy status demo-ledger[/] (its migration history), "
         "[bold]graphcopy call demo-ledger range '(0 : nat, 2 : nat)'[/]")
     return report

@@ -7,12 +7,18 @@
 
 Every ``examples/<dir>/*.mo`` file is an actor; the artifacts are written next to it. moc's output
 is deterministic (one node process per compile), so ``--check`` compares bytes.
+
+An example directory with a ``mops.toml`` is a mops project with enhanced migration chains: an
+actor that ``[canisters.<name>]`` names as ``main`` and gives ``[canisters.<name>.migrations]`` is
+compiled with its chain, as mops compiles it (moc ``--enhanced-migration``): every ``*.mo`` of
+``chain`` in name order, then the one of ``next`` if any (it must sort after the chain).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tomllib
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -42,6 +48,29 @@ class Example:
     def relative(self) -> str:
         return self.source.relative_to(REPO_ROOT).as_posix()
 
+    def migrations(self) -> Path | list[Path] | None:
+        """The migration chain mops would compile this actor with (see the module docstring)."""
+        config = self.source.parent / "mops.toml"
+        if not config.is_file():
+            return None
+        try:
+            canisters = tomllib.loads(config.read_text(encoding="utf-8")).get("canisters", {})
+        except tomllib.TOMLDecodeError as e:
+            raise MocError(f"{config}: {e}") from e
+        for canister in canisters.values():
+            chain = canister.get("migrations") if canister.get("main") == self.source.name else None
+            if not chain:
+                continue
+            chain_dir = self.source.parent / chain["chain"]
+            if "next" not in chain:
+                return chain_dir
+            files = sorted(chain_dir.glob("*.mo"))
+            nxt = sorted((self.source.parent / chain["next"]).glob("*.mo"))
+            if len(nxt) > 1 or (files and nxt and nxt[0].name <= files[-1].name):
+                raise MocError(f"{config}: the next migration must be one file that sorts after the chain")
+            return files + nxt
+        return None
+
 
 def find_examples(root: Path = EXAMPLES_DIR) -> list[Example]:
     """Every ``<root>/<dir>/*.mo`` (one level down: each directory holds one example's versions)."""
@@ -51,7 +80,8 @@ def find_examples(root: Path = EXAMPLES_DIR) -> list[Example]:
 def _compile_all(examples: Sequence[Example], use_cache: bool) -> list[CompiledCanister]:
     # One node process per compile (determinism); run them side by side.
     with ThreadPoolExecutor(max_workers=min(4, max(1, len(examples)))) as pool:
-        return list(pool.map(lambda e: compile_motoko(e.source, use_cache=use_cache), examples))
+        return list(pool.map(lambda e: compile_motoko(e.source, migrations=e.migrations(), use_cache=use_cache),
+                             examples))
 
 
 def build_examples(examples: Sequence[Example] | None = None, *, use_cache: bool = True) -> list[Path]:

@@ -125,6 +125,10 @@ def test_demo_runs_on_sqlite(tmp_path: Path) -> None:
     gcopy = doc["upgrades"]["graph_copy"]
     assert gcopy["path"] == "graph-copy" and gcopy["digest_matches"] is True
     assert gcopy["increments"]["stabilize"] > 1 and gcopy["increments"]["destabilize"] >= 1  # chunked
+    chain = doc["upgrades"]["chain"]
+    assert chain["path"] == "keep" and chain["kept"] is True
+    assert chain["pending"] == chain["migrations_run"] == ["20250301_000000_AddPriority"]
+    assert chain["applied"][-1] == "20250301_000000_AddPriority" and len(chain["applied"]) == 3
 
 
 def test_check_files_and_canisters(sqlite_url: str) -> None:

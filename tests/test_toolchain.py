@@ -151,3 +151,59 @@ def test_require_moc_skips_locally_and_fails_in_ci(tmp_path: Path, monkeypatch: 
     monkeypatch.setenv("CI", "false")
     with pytest.raises(pytest.skip.Exception):
         moc.require_moc()
+
+
+CHAIN_MAIN = "persistent actor {\n  var count : Nat;\n  public query func get() : async Nat { count };\n};\n"
+CHAIN_INIT = "module { public func migration(_ : {}) : { var count : Nat } { { var count = 1 } } };\n"
+
+
+def test_migration_chains_compile_from_a_directory_files_texts_or_the_flag(need_moc: None, tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "migrations").mkdir()
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "start.mo").write_text("module { public let start : Nat = 1 };\n")
+    init = tmp_path / "migrations" / "20250101_000000_Init.mo"
+    # A directory's modules may import local files; they come along.
+    init.write_text('import S "../lib/start";\n'
+                    "module { public func migration(_ : {}) : { var count : Nat } { { var count = S.start } } };\n")
+    main = tmp_path / "main.mo"
+    main.write_text(CHAIN_MAIN)
+    from_dir = compile_motoko(main, migrations=tmp_path / "migrations")
+    assert from_dir.most.startswith("// Version: 4.0.0\n{\n  \"20250101_000000_Init\" : {} -> {var count : Nat}")
+    monkeypatch.chdir(tmp_path)
+    assert compile_motoko(main, flags=["--enhanced-migration", "migrations"]).wasm == from_dir.wasm
+    assert compile_motoko(main, flags=["--enhanced-migration=migrations"]).wasm == from_dir.wasm
+    # Files and texts are self-contained and land in `migrations/` next to the main file.
+    init.write_text(CHAIN_INIT)
+    listed = compile_motoko(main, migrations=[init])
+    texts = compile_motoko(main, migrations={"20250101_000000_Init.mo": CHAIN_INIT})
+    assert listed.wasm == texts.wasm and listed.most == from_dir.most
+    assert compile_motoko(CHAIN_MAIN, migrations={"20250101_000000_Init.mo": CHAIN_INIT}).most == from_dir.most
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"migrations": "no-such-dir"}, "does not exist"),
+    ({"migrations": {"a/b.mo": CHAIN_INIT}}, "plain `.mo` file names"),
+    ({"migrations": {"init.txt": CHAIN_INIT}}, "plain `.mo` file names"),
+    ({"flags": ["--enhanced-migration"]}, "needs a directory"),
+    ({"flags": ["--enhanced-migration", "x"], "migrations": {"a.mo": CHAIN_INIT}}, "give the migration chain once"),
+], ids=["missing dir", "path name", "not .mo", "flag without dir", "twice"])
+def test_migration_chain_errors(tmp_path: Path, kwargs: dict[str, object], message: str,
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    main = tmp_path / "main.mo"
+    main.write_text(CHAIN_MAIN)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(MocError, match=message):
+        compile_motoko(main, **kwargs)  # type: ignore[arg-type]
+    with pytest.raises(MocError, match="holds no .mo files"):
+        compile_motoko(main, migrations=tmp_path / "empty")
+
+
+def test_the_chain_example_is_built_with_its_mops_chain(need_moc: None) -> None:
+    by_name = {e.name: e for e in find_examples()}
+    assert by_name["tasks"].migrations() == REPO / "examples" / "tasks" / "migrations"
+    v2 = by_name["tasks_v2"].migrations()
+    assert isinstance(v2, list) and [p.parent.name for p in v2] == ["migrations", "migrations", "next-migration"]
+    most = (REPO / "examples" / "tasks" / "tasks_v2.most").read_text()
+    assert most.startswith("// Version: 4.0.0") and '"20250301_000000_AddPriority"' in most

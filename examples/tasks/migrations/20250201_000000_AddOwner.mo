@@ -1,0 +1,6 @@
+// Adds a field: who the list belongs to.
+module {
+  public func migration(_ : {}) : { var owner : Text } {
+    { var owner = "nobody" };
+  };
+};
