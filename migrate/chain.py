@@ -41,7 +41,8 @@ Relate = Callable[[StableType, StableType, str], list[Issue]]
 expected (types in the old and the new signature's environments)."""
 
 _RESTORE_HINT = ("an applied migration must stay in the chain under its name and unchanged (mops build-limit "
-                 "may leave out only the oldest ones); restore the file `{name}.mo`")
+                 "may leave out only the oldest ones); restore the file `{name}.mo` (to undo the upgrade that ran "
+                 "it, `graphcopy rollback`)")
 _NEW_MIGRATION_HINT = ("give it a timestamp later than `{last}` (`mops migrate new <Name>` does), so that it runs "
                        "after the migrations the canister has applied")
 
