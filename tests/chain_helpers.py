@@ -25,6 +25,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from persist.session import Store
+from tests.upgrade_helpers import call, install
 from toolchain.moc import CompiledCanister, compile_motoko
 
 CHAINS = Path(__file__).parent / "canisters" / "chains"
@@ -63,3 +65,13 @@ def long_chain(steps: int) -> CompiledCanister:
 def inline(name: str) -> CompiledCanister:
     """One of the inline-migration (``with migration``) canisters ``inline_*.mo``."""
     return compile_motoko(CHAINS / f"{name}.mo")
+
+
+def install_with_data(store: Store, name: str, compiled: CompiledCanister, *, incs: int = 0,
+                      owner: str | None = None) -> None:
+    """Install ``compiled`` as ``name``, call ``inc`` ``incs`` times and ``setOwner(owner)``."""
+    install(store, name, compiled.wasm)
+    for _ in range(incs):
+        call(store, name, "inc")
+    if owner is not None:
+        call(store, name, "setOwner", f'("{owner}")')

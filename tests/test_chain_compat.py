@@ -38,6 +38,7 @@ from tests.chain_helpers import (
     INIT,
     chain,
     inline,
+    install_with_data,
     long_chain,
 )
 from tests.upgrade_helpers import call, install, with_section
@@ -245,10 +246,7 @@ def _write(store: Store, compiled: CompiledCanister) -> Path:
 
 
 def test_inline_migration_that_discards_a_field_and_one_that_traps(store: Store) -> None:
-    install(store, "i", inline("inline_v1").wasm)
-    for _ in range(2):
-        call(store, "i", "inc")
-    call(store, "i", "setOwner", '("ada")')
+    install_with_data(store, "i", inline("inline_v1"), incs=2, owner="ada")
     plan = plan_upgrade(store, "i", inline("inline_v2_trap").wasm)
     assert plan.report is not None and plan.report.compatible and plan.report.chain is None
     with pytest.raises(CanisterTrapError, match="inline migration: refusing to convert count"):

@@ -34,7 +34,16 @@ from persist.api import EMPTY_ARGS, snapshots
 from persist.candid import decode_args, values_to_json
 from persist.errors import CanisterTrapError
 from persist.session import Store, open_store
-from tests.chain_helpers import ADD_ACCOUNTS, COUNT_TO_INT, DROP_OWNER, FAILS, INIT, chain, long_chain
+from tests.chain_helpers import (
+    ADD_ACCOUNTS,
+    COUNT_TO_INT,
+    DROP_OWNER,
+    FAILS,
+    INIT,
+    chain,
+    install_with_data,
+    long_chain,
+)
 from tests.upgrade_helpers import call, history_kinds, install, snapshot
 
 runner = CliRunner()
@@ -66,10 +75,7 @@ def test_a_fresh_install_of_a_long_chain_runs_every_step_in_order(store: Store) 
 
 
 def test_each_upgrade_runs_exactly_its_pending_migrations(store: Store) -> None:
-    install(store, "c", chain("v1").wasm)
-    for _ in range(3):
-        call(store, "c", "inc")
-    call(store, "c", "setOwner", '("ada")')
+    install_with_data(store, "c", chain("v1"), incs=3, owner="ada")
 
     plan = plan_upgrade(store, "c", chain("v2").wasm)
     assert plan.path == "keep" and plan.report is not None and plan.report.compatible
@@ -140,9 +146,7 @@ def test_rollback_undoes_a_chain_upgrade(store: Store) -> None:
 
 
 def test_a_graph_copy_across_a_chain_runs_the_step_once_and_keeps_the_list(store: Store) -> None:
-    install(store, "c", chain("v2").wasm)
-    for _ in range(2):
-        call(store, "c", "inc")
+    install_with_data(store, "c", chain("v2"), incs=2)
     call(store, "c", "addAccount", '("bob", 10 : nat)')
     out = upgrade(store, "c", chain("v3").wasm, mode="graph-copy")
     assert out.path == "graph-copy" and out.migration is not None and out.migration["phase"] == "done"
@@ -159,10 +163,7 @@ def test_a_pipeline_over_chain_canisters(sqlite_url: str, tmp_path: Path, moc: N
     target.write_bytes(chain("v3").wasm)
     with open_store(sqlite_url) as store:
         for k in range(3):
-            install(store, f"c-{k}", chain("v2").wasm)
-            call(store, f"c-{k}", "setOwner", f'("owner {k}")')
-            for _ in range(k):
-                call(store, f"c-{k}", "inc")
+            install_with_data(store, f"c-{k}", chain("v2"), incs=k, owner=f"owner {k}")
     toml = tmp_path / "chain.toml"
     toml.write_text(f'name = "chain-v3"\nmodule = "{target}"\ncanisters = ["c-*"]\n'
                     'steps = ["check", "snapshot", "upgrade", "verify"]\n\n[[verify]]\nquery = "getOwner"\n')

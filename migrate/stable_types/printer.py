@@ -379,6 +379,13 @@ class _Printer:
         var = "var " if f.mutable else ""
         self.boxed("b", 2, f"{kw} {var}{f.name} :", (1, 0), lambda: self.typ(f.typ))
 
+    def braced(self, items: Sequence[object], emit: object, closer: str) -> None:
+        """The items of a ``{ ... }`` list of the signature, one per line, then ``closer``."""
+        self.lay.brk(0, 0)
+        self.sep_list(items, emit, ";")
+        self.lay.brk(0, -2)
+        self.lay.text(closer)
+
     def signature(self, sig: StableSignature) -> None:
         lay = self.lay
         lay.open("v", 0)
@@ -388,35 +395,24 @@ class _Printer:
             lay.text(";")
             lay.brk(1, 0)
         lay.open("v", 2)
+
+        def post(f: StableField) -> None:
+            self.stable_field(f, False)
+
         if sig.chain is not None:
             # moc: "{ chain }" then "actor " " {" (its actor keyword keeps a trailing space).
             lay.text("{")
-            lay.brk(0, 0)
-            self.sep_list(sig.chain, self.migration, ";")
-            lay.brk(0, -2)
-            lay.text("}")
+            self.braced(sig.chain, self.migration, "}")
             lay.brk(0, -2)
             lay.text("actor  {")
-            lay.brk(0, 0)
-            self.sep_list(sig.post, lambda f: self.stable_field(f, False), ";")
-            lay.brk(0, -2)
-            lay.text("}")
+            self.braced(sig.post, post, "}")
         elif sig.pre is None:
             lay.text("actor {")
-            lay.brk(0, 0)
-            self.sep_list(sig.post, lambda f: self.stable_field(f, False), ";")
-            lay.brk(0, -2)
-            lay.text("}")
+            self.braced(sig.post, post, "}")
         else:
             lay.text("actor ({")
-            lay.brk(0, 0)
-            self.sep_list(sig.pre, lambda f: self.stable_field(f, True), ";")
-            lay.brk(0, -2)
-            lay.text("}, {")
-            lay.brk(0, 0)
-            self.sep_list(sig.post, lambda f: self.stable_field(f, False), ";")
-            lay.brk(0, -2)
-            lay.text("})")
+            self.braced(sig.pre, lambda f: self.stable_field(f, True), "}, {")
+            self.braced(sig.post, post, "})")
         lay.close()
         lay.text(";")
         lay.close()
