@@ -28,8 +28,12 @@ has its own rule id (or is named here):
   fires before ``Any`` is unfolded) and the runtime rejects.
 * ``type-component-mismatch``: type components of object/actor types (``actor { type T = ... }``)
   carry no data and are invisible to the runtime, but moc requires them to be equal.
+* migration chains (4.0.0, ``migrate.chain``): ``migration-never-runs`` (a step sorted before the
+  last applied one, which the runtime skips and moc accepts when nothing later needs it) and
+  ``actor-field-uninitialized`` (moc misses it when no step is pending; the runtime traps).
 
-Rule ids (``RULES`` maps each to its one-line description): ``drop-stable-variable``,
+Rule ids (``RULES`` in ``migrate.report`` maps each to its one-line description; the chain rules
+are ``CHAIN_RULES``): ``drop-stable-variable``,
 ``required-migration-input-missing``, ``migration-consumes-variable`` (warning),
 ``type-mismatch``, ``char-nat32``, ``unit-null``, ``blob-array``, ``promote-to-any``,
 ``option-insertion``, ``option-removal``, ``mutability-changed``, ``mutable-invariant``,

@@ -50,8 +50,9 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def store(sqlite_url: str, moc: None) -> Iterator[Store]:
-    with open_store(sqlite_url) as st:
+def store(db_url: str, moc: None) -> Iterator[Store]:
+    """SQLite and PostgreSQL."""
+    with open_store(db_url) as st:
         yield st
 
 

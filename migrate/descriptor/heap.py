@@ -276,15 +276,17 @@ def applied_migrations_from_canister(store: Store, name: str) -> list[str]:
 
 
 def applied_migrations(store: Store, name: str) -> list[str] | None:
-    """The chain migrations canister ``name`` has applied, oldest first, or None when its heap keeps
-    no EOP metadata (an empty canister, a module without enhanced orthogonal persistence). What
-    ``graphcopy status`` shows. Raises ``CanisterNotFoundError`` and, for a corrupt list,
-    :class:`DescriptorError`."""
+    """The chain migrations canister ``name`` has applied, oldest first, or None when its heap does
+    not say: no EOP metadata (an empty canister, a module without enhanced orthogonal persistence),
+    or a list this reader cannot follow (a heap in the middle of a graph copy's destabilization, or
+    written by another runtime). What ``graphcopy status`` shows, so it never fails on the heap;
+    ``check`` and ``upgrade`` use :func:`applied_migrations_from_canister`, which raises. Raises
+    ``CanisterNotFoundError``."""
     from persist.errors import CanisterStateError
 
     try:
         return applied_migrations_from_canister(store, name)
-    except (NoDescriptorError, CanisterStateError):
+    except (DescriptorError, CanisterStateError):
         return None
 
 
