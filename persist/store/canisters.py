@@ -81,19 +81,29 @@ def controller_row(conn: sa.Connection, name: str, caller: Principal, lock_owner
     return row
 
 
-def next_principal(conn: sa.Connection) -> Principal:
-    """The principal the next created canister will get (nothing is allocated)."""
+def _free_index(conn: sa.Connection) -> tuple[int, bool]:
+    """The next canister index whose principal no canister has (an imported canister may keep the
+    id it had on the IC), and whether the counter exists yet."""
     s = schema.settings
     value = conn.execute(sa.select(s.c.value).where(s.c.key == NEXT_CANISTER_INDEX_KEY)).scalar()
-    return Principal.from_canister_index(int(value) if value is not None else 0)
+    index = int(value) if value is not None else 0
+    c = schema.canisters.c
+    while conn.execute(sa.select(c.id).where(
+            c.principal == Principal.from_canister_index(index).to_text())).first() is not None:
+        index += 1
+    return index, value is not None
+
+
+def next_principal(conn: sa.Connection) -> Principal:
+    """The principal the next created canister will get (nothing is allocated)."""
+    return Principal.from_canister_index(_free_index(conn)[0])
 
 
 def allocate_principal(conn: sa.Connection) -> Principal:
     """Allocate the next canister id (in the caller's transaction)."""
     s = schema.settings
-    value = conn.execute(sa.select(s.c.value).where(s.c.key == NEXT_CANISTER_INDEX_KEY)).scalar()
-    index = int(value) if value is not None else 0
-    if value is None:
+    index, exists = _free_index(conn)
+    if not exists:
         conn.execute(s.insert().values(key=NEXT_CANISTER_INDEX_KEY, value=str(index + 1)))
     else:
         conn.execute(s.update().where(s.c.key == NEXT_CANISTER_INDEX_KEY).values(value=str(index + 1)))
