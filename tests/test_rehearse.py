@@ -14,7 +14,6 @@ that import snapshot directories (the ``import`` and ``export`` steps).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +34,6 @@ COUNTER = (ROOT / "examples" / "counter" / "counter.wasm").read_bytes()
 COUNTER_V2_PATH = ROOT / "examples" / "counter" / "counter_v2.wasm"
 COUNTER_V2 = COUNTER_V2_PATH.read_bytes()
 runner = CliRunner()
-
-
-@pytest.fixture
-def sstore(sqlite_url: str) -> Iterator[Store]:
-    with open_store(sqlite_url) as st:
-        yield st
 
 
 def counter_snapshot(store: Store, directory: Path, value: int, wasm: bytes = COUNTER, name: str = "c") -> Path:

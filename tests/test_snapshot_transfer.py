@@ -21,7 +21,7 @@ import os
 import re
 import shutil
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,18 +52,6 @@ COUNTER = (ROOT / "examples" / "counter" / "counter.wasm").read_bytes()
 LEDGER = (ROOT / "examples" / "ledger" / "ledger.wasm").read_bytes()
 TRANSFER = ROOT / "tests" / "canisters" / "transfer"
 runner = CliRunner()
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    with open_store(db_url) as st:
-        yield st
-
-
-@pytest.fixture
-def sstore(sqlite_url: str) -> Iterator[Store]:
-    with open_store(sqlite_url) as st:
-        yield st
 
 
 def fresh(tmp_path: Path, label: str) -> Store:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -63,18 +62,6 @@ def version(store: Store, name: str) -> int:
 
 def blob_count(store: Store) -> int:
     return snaps.blob_stats(store)[0]
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    with open_store(db_url) as st:
-        yield st
-
-
-@pytest.fixture
-def sstore(sqlite_url: str) -> Iterator[Store]:
-    with open_store(sqlite_url) as st:
-        yield st
 
 
 def ledger(store: Store, entries: int = 3000) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from persist.errors import CanisterNotFoundError, GraphcopyError, NotAuthorizedError
+from persist.errors import CanisterNotFoundError, CanisterStateError, GraphcopyError, NotAuthorizedError
 from persist.principal import Principal
 from persist.store import locks, schema
 
@@ -30,6 +30,7 @@ __all__ = [
     "controllers_of",
     "insert_ignore",
     "next_principal",
+    "refuse_with_calls_in_flight",
     "store_module",
 ]
 
@@ -92,6 +93,19 @@ def _free_index(conn: sa.Connection) -> tuple[int, bool]:
             c.principal == Principal.from_canister_index(index).to_text())).first() is not None:
         index += 1
     return index, value is not None
+
+
+def refuse_with_calls_in_flight(conn: sa.Connection, row: sa.Row[Any], what: str) -> None:
+    """CanisterStateError while the canister has open call contexts or queued messages: they belong
+    to the state that ``what`` (loading a snapshot) would replace."""
+    open_contexts = conn.execute(sa.select(sa.func.count()).select_from(schema.call_contexts).where(
+        schema.call_contexts.c.canister_id == row.id)).scalar() or 0
+    queued = conn.execute(sa.select(sa.func.count()).select_from(schema.messages).where(
+        schema.messages.c.canister_id == row.id)).scalar() or 0
+    if open_contexts or queued:
+        raise CanisterStateError(
+            f"canister {row.name!r} has {open_contexts} open call context(s) and {queued} queued message(s); "
+            f"run `graphcopy tick` (or stop it and let them finish) before {what}")
 
 
 def next_principal(conn: sa.Connection) -> Principal:

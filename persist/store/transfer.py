@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from persist.errors import CanisterExistsError, CanisterStateError
+from persist.errors import CanisterExistsError
 from persist.principal import Principal
 from persist.store import canisters, pages, schema
 from persist.store.canisters import StaleStateError
@@ -83,14 +83,7 @@ def overwrite_canister(conn: sa.Connection, row: sa.Row[Any], state: ImportedSta
     """Replace an existing canister's state with ``state`` (its pages are deleted; the caller writes
     the new ones), guarded by its version, which is bumped. Refused while it has open call contexts
     or queued messages (they belong to the state being replaced)."""
-    open_contexts = conn.execute(sa.select(sa.func.count()).select_from(schema.call_contexts).where(
-        schema.call_contexts.c.canister_id == row.id)).scalar() or 0
-    queued = conn.execute(sa.select(sa.func.count()).select_from(schema.messages).where(
-        schema.messages.c.canister_id == row.id)).scalar() or 0
-    if open_contexts or queued:
-        raise CanisterStateError(
-            f"canister {row.name!r} has {open_contexts} open call context(s) and {queued} queued message(s); "
-            f"run `graphcopy tick` (or stop it and let them finish) before loading a snapshot onto it")
+    canisters.refuse_with_calls_in_flight(conn, row, "loading a snapshot")
     c = schema.canisters.c
     values = state.values()
     upd = conn.execute(schema.canisters.update().where(c.id == row.id, c.version == row.version).values(
