@@ -275,7 +275,8 @@ def _register(store: Store, pipeline: Pipeline, emit: EventFn) -> list[str]:
         from migrate.pipeline_snapshots import import_snapshot_dirs
 
         def on_import(canister: str, event: str, message: str) -> None:
-            emit({"canister": canister, "event": event, "owner": None, "message": message, "time_ns": time.time_ns()})
+            emit({"canister": canister, "event": event, "owner": locks.owner_token(), "message": message,
+                  "time_ns": time.time_ns()})
 
         failed = import_snapshot_dirs(store, [Path(d) for d in pipeline.snapshots], on_import)
     now = time.time_ns()
