@@ -167,6 +167,15 @@ def test_globals_are_listed_in_the_replicas_order() -> None:
 
 
 def test_fixture_with_gzip_module_and_chunk_store_round_trips_byte_for_byte(store: Store, tmp_path: Path) -> None:
+    # The fixture's metadata.json is written as serde_json::to_string_pretty writes
+    # ReadCanisterSnapshotMetadataResult (dfinity/ic packages/ic-management-canister-types/src/lib.rs):
+    # `source: Option<SnapshotSource>` with `#[serde(rename = "taken_from_canister")] TakenFromCanister(Reserved)`
+    # (Reserved serializes as none: dfinity/candid rust/candid/src/types/reserved.rs), `globals:
+    # Vec<Option<SnapshotMetadataGlobal>>` (`#[serde(rename = "i32")] I32(i32)`, ...), `wasm_chunk_store:
+    # Vec<ChunkHash>` and `certified_data` with `#[serde(with = "serde_bytes")]` (arrays of byte values),
+    # `global_timer: Option<CanisterTimer>` (`#[serde(rename = "active")] Active(u64)`),
+    # `on_low_wasm_memory_hook_status: Option<OnLowWasmMemoryHookStatus>`; dfx saves it with
+    # save_json_file (dfinity/sdk src/dfx-core/src/json/mod.rs), icp-cli with icp::fs::json::save.
     src = FIXTURES / "gzip_chunks"
     assert (src / "wasm_module.bin").read_bytes()[:3] == b"\x1f\x8b\x08"
     res = import_snapshot(store, "fx", src)

@@ -48,8 +48,6 @@ __all__ = ["ExportResult", "ImportResult", "ProgressFn", "export_snapshot", "imp
 
 #: ``on_progress(file, bytes done, bytes in all)``, called as a memory file is read or written.
 ProgressFn = Callable[[str, int, int], None]
-#: The history entry an import adds (its detail: directory, metadata sha256, source, timestamp).
-IMPORT_HISTORY_KIND = "snapshot-import"
 _MAX_32BIT_PAGES = 65536
 
 
@@ -232,7 +230,8 @@ def imported_from(store: Store, name: str) -> dict[str, Any] | None:
     with db.read_transaction(store.engine) as conn:
         row = canister_row(conn, name)
         h = schema.history
-        detail = conn.execute(sa.select(h.c.detail).where(h.c.canister_id == row.id, h.c.kind == IMPORT_HISTORY_KIND)
+        detail = conn.execute(sa.select(h.c.detail).where(h.c.canister_id == row.id,
+                                                          h.c.kind == transfer.IMPORT_HISTORY_KIND)
                               .order_by(h.c.id.desc()).limit(1)).scalar()
     return json.loads(detail) if detail else None
 

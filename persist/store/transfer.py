@@ -23,7 +23,11 @@ from persist.store import canisters, pages, schema
 from persist.store.canisters import StaleStateError
 from persist.store.events import add_history
 
-__all__ = ["ImportedState", "create_canister", "overwrite_canister", "principal_owner", "snapshot_pages"]
+__all__ = ["IMPORT_HISTORY_KIND", "ImportedState", "create_canister", "overwrite_canister", "principal_owner",
+           "snapshot_pages"]
+
+#: The history entry an import adds; its detail names the directory and the metadata's sha256.
+IMPORT_HISTORY_KIND = "snapshot-import"
 
 
 @dataclass
@@ -75,7 +79,7 @@ def create_canister(conn: sa.Connection, name: str, principal: Principal | None,
     assert pk is not None
     canister_id = int(pk[0])
     add_history(conn, canister_id, "create", None)
-    add_history(conn, canister_id, "snapshot-import", state.module_hash, detail)
+    add_history(conn, canister_id, IMPORT_HISTORY_KIND, state.module_hash, detail)
     return canister_id, principal
 
 
@@ -92,7 +96,7 @@ def overwrite_canister(conn: sa.Connection, row: sa.Row[Any], state: ImportedSta
         raise StaleStateError(f"canister {row.name!r} was changed by another process; retry")
     pages.delete_pages(conn, pages.HEAP, row.id)
     pages.delete_pages(conn, pages.STABLE, row.id)
-    add_history(conn, row.id, "snapshot-import", state.module_hash, {**detail, "from": row.module_hash})
+    add_history(conn, row.id, IMPORT_HISTORY_KIND, state.module_hash, {**detail, "from": row.module_hash})
 
 
 def snapshot_pages(conn: sa.Connection, snapshot_id: int, kind: str) -> Iterator[tuple[int, bytes]]:
