@@ -554,3 +554,18 @@ def test_cli_import_export_json_and_dir_option(sqlite_url: str, tmp_path: Path) 
                        (["snapshot", "import", "y"], "give the snapshot directory once")):
         res = runner.invoke(app, ["--db", sqlite_url, *args])
         assert res.exit_code == 2 and text in res.stderr, (args, res.stderr)
+
+
+def test_transfer_progress_bar_shows_file_percentage_and_bytes() -> None:
+    import io
+
+    from rich.console import Console
+
+    from cli.progress import TransferProgress
+
+    buf = io.StringIO()
+    with TransferProgress(Console(file=buf, force_terminal=True, width=120)) as progress:
+        progress("wasm_memory.bin", 0, 4 * 2**20)
+        progress("wasm_memory.bin", 2 * 2**20, 4 * 2**20)
+    text = buf.getvalue()
+    assert "wasm_memory.bin" in text and "50%" in text and "4.0 MiB" in text
