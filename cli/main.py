@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from cli import canisters, db, pipelines, snapshots, upgrades  # noqa: F401  (importing registers the commands)
+from cli import canisters, db, pipelines, rehearse, snapshots, upgrades  # noqa: F401  (importing registers the commands)
 from cli.app import Options, app
 from cli.common import JsonOpt, errors, out, print_json
 

@@ -70,3 +70,43 @@ class MigrationProgress:
                 self.console.print(line, highlight=False, markup=False)
         if self.progress is not None and self.task is not None:
             self.progress.update(self.task, description=f"{self.name}: {phase}: {describe(record)}")
+
+
+class TransferProgress:
+    """A context manager and ``on_progress(file, done, total)`` callback of snapshot import and
+    export: one bar per memory file with percentage, bytes, speed and time left, on a terminal."""
+
+    def __init__(self, console: Console, *, enabled: bool = True) -> None:
+        self.console = console
+        self.enabled = enabled and console.is_terminal
+        self.progress: Progress | None = None
+        self.tasks: dict[str, TaskID] = {}
+
+    def __enter__(self) -> TransferProgress:
+        if self.enabled:
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                TaskProgressColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+                                     DownloadColumn(binary_units=True), TransferSpeedColumn(), TimeRemainingColumn(),
+                                     console=self.console, transient=False)
+            self.progress.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def __call__(self, file: str, done: int, total: int) -> None:
+        if self.progress is None:
+            return
+        task = self.tasks.get(file)
+        if task is None:
+            task = self.tasks[file] = self.progress.add_task(file, total=max(total, 1))
+        self.progress.update(task, completed=done if total else 1)

@@ -19,6 +19,10 @@ steps; ``run_pipeline`` migrates every matching canister exactly once, with ``wo
     [[verify]]
     hook = "my_checks:balances_ok"           # called with (store, name) after the upgrade
 
+    snapshots = ["downloads/*"]               # with the "import" step: IC snapshot directories,
+    export_dir = "migrated"                   # each a canister named after it; "export" writes
+                                              # the migrated states to export_dir/<canister>
+
 Every (pipeline, canister) has a row in ``pipeline_locks`` (pending / running / done / failed /
 rolled-back). A worker claims a canister with one conditional UPDATE (pending, or running with a
 dead claim: heartbeat older than ``persist.store.locks.STALE_AFTER_S`` or owner process gone on this
@@ -65,7 +69,7 @@ __all__ = [
     "run_pipeline",
 ]
 
-STEPS = ("check", "snapshot", "stabilize", "upgrade", "destabilize", "verify")
+STEPS = ("import", "check", "snapshot", "stabilize", "upgrade", "destabilize", "verify", "export")
 MODES = ("auto", "keep", "graph-copy")
 ON_FAILURE = ("rollback-continue", "stop")
 PENDING, RUNNING, DONE, FAILED, ROLLED_BACK = "pending", "running", "done", "failed", "rolled-back"
@@ -103,6 +107,8 @@ class Pipeline:
     on_failure: str = "rollback-continue"
     performance_counter_scale: float | None = None
     key: str = ""  # "<name>@<12 hex>": the identity in pipeline_locks
+    snapshots: list[str] = field(default_factory=list)  # snapshot directories the import step imports
+    export_dir: str | None = None  # where the export step writes the migrated states
 
     def module_bytes(self) -> bytes:
         return Path(self.module_path).read_bytes()
@@ -161,7 +167,8 @@ def load_pipeline(path: str | Path) -> Pipeline:
         raise PipelineError(f"cannot read pipeline file {p}: {exc.strerror}") from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise PipelineError(f"pipeline file {p} is not valid TOML: {exc}") from exc
-    known = {"name", "module", "canisters", "steps", "verify", "mode", "on_failure", "performance_counter_scale"}
+    known = {"name", "module", "canisters", "steps", "verify", "mode", "on_failure", "performance_counter_scale",
+             "snapshots", "export_dir"}
     unknown = sorted(set(doc) - known)
     if unknown:
         raise PipelineError(f"{p}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
@@ -172,12 +179,13 @@ def load_pipeline(path: str | Path) -> Pipeline:
         module_hash = hashlib.sha256(module.read_bytes()).hexdigest()
     except OSError as exc:
         raise PipelineError(f"{p}: cannot read module {module}: {exc.strerror}") from exc
-    canisters = doc.get("canisters")
+    steps = doc.get("steps", ["check", "snapshot", "upgrade", "verify"])
+    snapshot_dirs, export_dir = _transfer_keys(p, doc, steps)
+    canisters = doc.get("canisters", [d.name for d in snapshot_dirs] if snapshot_dirs else None)
     if isinstance(canisters, str):
         canisters = [canisters]
     if not canisters or not all(isinstance(c, str) and c for c in canisters):
         raise PipelineError(f"{p}: `canisters` must be a non-empty list of names or glob patterns")
-    steps = doc.get("steps", ["check", "snapshot", "upgrade", "verify"])
     if not isinstance(steps, list) or not all(s in STEPS for s in steps) or "upgrade" not in steps:
         raise PipelineError(f"{p}: `steps` must list steps of {', '.join(STEPS)}, including upgrade")
     mode = doc.get("mode", "auto")
@@ -202,7 +210,31 @@ def load_pipeline(path: str | Path) -> Pipeline:
     ordered = [s for s in STEPS if s in steps]
     return Pipeline(name=name, path=str(p.resolve()), module_path=str(module), module_hash=module_hash,
                     canisters=list(canisters), steps=ordered, verify=verify, mode=mode, on_failure=on_failure,
-                    performance_counter_scale=float(scale) if scale is not None else None, key=key)
+                    performance_counter_scale=float(scale) if scale is not None else None, key=key,
+                    snapshots=[str(d) for d in snapshot_dirs], export_dir=export_dir)
+
+
+def _transfer_keys(p: Path, doc: dict[str, Any], steps: Any) -> tuple[list[Path], str | None]:
+    """``snapshots`` (with the import step) and ``export_dir`` (with the export step), checked."""
+    from migrate.pipeline_snapshots import snapshot_dirs
+
+    listed = isinstance(steps, list)
+    patterns = doc.get("snapshots")
+    if isinstance(patterns, str):
+        patterns = [patterns]
+    if patterns is not None and (not isinstance(patterns, list) or not all(isinstance(x, str) for x in patterns)):
+        raise PipelineError(f"{p}: `snapshots` must be a glob pattern or a list of them (snapshot directories)")
+    if listed and (patterns is not None) != ("import" in steps):
+        raise PipelineError(f"{p}: the import step and `snapshots` (the directories it imports) go together")
+    dirs = snapshot_dirs(p.parent, patterns) if patterns else []
+    if patterns and not dirs:
+        raise PipelineError(f"{p}: `snapshots` {patterns} matches no directory")
+    export_dir = doc.get("export_dir")
+    if export_dir is not None and not isinstance(export_dir, str):
+        raise PipelineError(f"{p}: `export_dir` must be a directory path")
+    if listed and (export_dir is not None) != ("export" in steps):
+        raise PipelineError(f"{p}: the export step and `export_dir` (where it writes) go together")
+    return dirs, str((p.parent / export_dir).resolve()) if export_dir is not None else None
 
 
 def _matching(conn: sa.Connection, pipeline: Pipeline) -> list[str]:
@@ -235,8 +267,18 @@ def pipeline_status(store: Store, pipeline: Pipeline) -> list[CanisterState]:
 # -------------------------------------------------------------------------------------------- claims
 
 
-def _register(store: Store, pipeline: Pipeline) -> list[str]:
-    """Insert a pending row for every matching canister (existing rows are kept)."""
+def _register(store: Store, pipeline: Pipeline, emit: EventFn) -> list[str]:
+    """Run the import step, then insert a pending row for every matching canister (existing rows are
+    kept); a snapshot directory that could not be imported gets a failed row."""
+    failed: dict[str, str] = {}
+    if "import" in pipeline.steps:
+        from migrate.pipeline_snapshots import import_snapshot_dirs
+
+        def on_import(canister: str, event: str, message: str) -> None:
+            emit({"canister": canister, "event": event, "owner": locks.owner_token(), "message": message,
+                  "time_ns": time.time_ns()})
+
+        failed = import_snapshot_dirs(store, [Path(d) for d in pipeline.snapshots], on_import)
     now = time.time_ns()
     with db.transaction(store.engine) as conn:
         names = _matching(conn, pipeline)
@@ -244,6 +286,17 @@ def _register(store: Store, pipeline: Pipeline) -> list[str]:
             conn.execute(insert_ignore(conn, schema.pipeline_locks), [
                 {"pipeline": pipeline.key, "canister": n, "state": PENDING, "owner": None, "heartbeat_ns": 0,
                  "attempts": 0, "error": None, "detail": None, "updated_at_ns": now} for n in names])
+        pl = schema.pipeline_locks
+        if names:  # a directory whose import failed in an earlier run (never claimed) and works now
+            conn.execute(pl.update().where(pl.c.pipeline == pipeline.key, pl.c.canister.in_(names),
+                                           pl.c.state == FAILED, pl.c.attempts == 0)
+                         .values(state=PENDING, error=None, updated_at_ns=now))
+        for n, error in failed.items():
+            conn.execute(insert_ignore(conn, pl).values(
+                pipeline=pipeline.key, canister=n, state=FAILED, owner=None, heartbeat_ns=0, attempts=0, error=error,
+                detail=None, updated_at_ns=now))
+            conn.execute(pl.update().where(pl.c.pipeline == pipeline.key, pl.c.canister == n,
+                                           pl.c.state != DONE).values(state=FAILED, error=error, updated_at_ns=now))
     return names
 
 
@@ -335,20 +388,9 @@ def _hook(spec: str, pipeline: Pipeline) -> Callable[[Store, str], Any]:
 
 
 def _query_replies(store: Store, name: str, pipeline: Pipeline) -> dict[str, str]:
-    from persist import api
-    from persist.candid import encode_args, format_args
+    from migrate.verify import query_reply
 
-    iface = api.interface(store, name)
-    out: dict[str, str] = {}
-    for v in pipeline.verify:
-        if v.query is None:
-            continue
-        sig = iface.methods.get(v.query) if iface is not None else None
-        res = api.call(store, name, v.query, encode_args(v.args, sig.args if sig else None))
-        if res.kind != "query":
-            raise PipelineError(f"verify method {name}.{v.query} is an update, not a query")
-        out[v.label()] = format_args(res.reply, sig.rets if sig else None)
-    return out
+    return {v.label(): query_reply(store, name, v.query, v.args) for v in pipeline.verify if v.query is not None}
 
 
 def _migrate_one(store: Store, pipeline: Pipeline, name: str, detail: dict[str, Any],
@@ -399,6 +441,11 @@ def _migrate_one(store: Store, pipeline: Pipeline, name: str, detail: dict[str, 
                 if ok is False:
                     raise PipelineError(f"verify hook {v.hook} returned False")
         emit("verify", f"{len(pipeline.verify)} check(s) passed")
+    if "export" in pipeline.steps and pipeline.export_dir is not None:
+        from migrate.pipeline_snapshots import export_migrated
+
+        res = export_migrated(store, Path(pipeline.export_dir), name)
+        emit("export", f"exported to {res.directory}")
 
 
 def _work(store: Store, pipeline: Pipeline, owner: str, on_event: EventFn) -> None:
@@ -461,8 +508,8 @@ def run_pipeline(url_or_store: str | Store, pipeline: Pipeline, workers: int = 1
 
     ``workers=1`` runs in this process (on the given store); more spawn worker processes that open
     their own store on the same URL. ``on_event(dict)`` gets one event per step of each canister
-    (``canister``, ``event``: claimed / check / snapshot / stabilize / upgrade / destabilize / verify /
-    skipped / done / failed / rolled-back / worker-died, ``owner``, ``message``). Canisters done by an
+    (``canister``, ``event``: import / claimed / check / snapshot / stabilize / upgrade / destabilize / verify /
+    export / skipped / done / failed / rolled-back / worker-died, ``owner``, ``message``). Canisters done by an
     earlier run of the same pipeline are not touched again; a canister a killed worker left running is
     taken over (immediately if its process is gone from this host, else after its heartbeat goes stale).
     """
@@ -473,7 +520,7 @@ def run_pipeline(url_or_store: str | Store, pipeline: Pipeline, workers: int = 1
     own = isinstance(url_or_store, str)
     store = open_store(url_or_store) if isinstance(url_or_store, str) else url_or_store
     try:
-        _register(store, pipeline)
+        _register(store, pipeline, emit)
         if workers == 1:
             saved = store.lock_owner, store.limits.performance_counter_scale
             try:

@@ -101,6 +101,12 @@ class SnapshotNotFoundError(GraphcopyError):
     exit_code = 2
 
 
+class SnapshotDirError(GraphcopyError):
+    """A directory is not a valid canister snapshot (the dfx / icp-cli layout), or cannot be written."""
+
+    exit_code = 2
+
+
 class NothingToRollBackError(GraphcopyError):
     """``rollback`` found no upgrade snapshot to restore."""
 

@@ -8,6 +8,8 @@ Database fixtures (names are stable; other test modules rely on them):
 * ``sqlite_url`` -- the SQLite case only.
 * ``pg_url`` -- the PostgreSQL case only.
 * ``store_engine`` -- ``persist.store.db.open_engine(db_url)``: schema at head, disposed afterwards.
+* ``store`` / ``sstore`` -- an open ``persist.session.Store`` on ``db_url`` (both backends) / on
+  ``sqlite_url`` (a module may define its own ``store``, e.g. with other limits).
 * ``pg_admin_url`` -- session-scoped URL of the PostgreSQL server's maintenance database.
 
 PostgreSQL comes from ``$GRAPHCOPY_TEST_PG_URL`` (default
@@ -22,6 +24,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -142,3 +145,21 @@ def moc() -> None:
     from toolchain.moc import require_moc
 
     require_moc()
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Any]:
+    """An open store on a fresh database (SQLite and PostgreSQL), closed afterwards."""
+    from persist.session import open_store
+
+    with open_store(db_url) as st:
+        yield st
+
+
+@pytest.fixture
+def sstore(sqlite_url: str) -> Iterator[Any]:
+    """An open store on a fresh SQLite file, closed afterwards."""
+    from persist.session import open_store
+
+    with open_store(sqlite_url) as st:
+        yield st

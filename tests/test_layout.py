@@ -7,7 +7,8 @@
 * the layers: ``persist`` never imports ``migrate`` or ``cli``; the store never imports the host,
   execution, Candid, the API or the session; the host never imports the store, execution, Candid,
   the API or the session; Candid imports nothing of graphcopy but ``persist.errors`` and
-  ``persist.principal``.
+  ``persist.principal``; the snapshot directory format (``persist.snapshot_dir``) imports neither
+  the store nor anything that runs canisters.
 """
 
 from __future__ import annotations
@@ -160,6 +161,9 @@ def _reaches(prefixes: tuple[str, ...], forbidden: tuple[str, ...]) -> list[str]
     (("persist.host",), ("persist.store", "persist.execution", "persist.candid", "persist.api", "persist.session")),
     (("persist.candid",), ("persist.store", "persist.host", "persist.execution", "persist.api", "persist.session",
                            "migrate", "cli")),
+    # The snapshot directory format needs the module parser, nothing that runs canisters or SQL.
+    (("persist.snapshot_dir",), ("persist.store", "persist.execution", "persist.api", "persist.session",
+                                 "persist.candid", "persist.host.live", "persist.host.runtime")),
 ])
 def test_layers(layer: tuple[str, ...], forbidden: tuple[str, ...]) -> None:
     assert _reaches(layer, forbidden) == []

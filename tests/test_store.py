@@ -90,9 +90,9 @@ def test_describe_url_hides_password() -> None:
 
 
 def test_history_and_head() -> None:
-    assert db.head_revision() == "0003_pipeline_locks"
+    assert db.head_revision() == "0004_snapshot_transfer"
     assert db.history() == [("0001_initial", "initial schema"), ("0002_snapshots", "snapshots"),
-                            ("0003_pipeline_locks", "pipeline locks")]
+                            ("0003_pipeline_locks", "pipeline locks"), ("0004_snapshot_transfer", "snapshot transfer")]
 
 
 def test_upgrade_fresh_database(db_url: str) -> None:
@@ -208,14 +208,14 @@ def test_pg_settings(pg_url: str) -> None:
 BROKEN_REVISION = '''"""broken on purpose
 
 Revision ID: 0099_broken
-Revises: 0003_pipeline_locks
+Revises: 0004_snapshot_transfer
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0099_broken"
-down_revision = "0003_pipeline_locks"
+down_revision = "0004_snapshot_transfer"
 branch_labels = None
 depends_on = None
 

@@ -2,7 +2,8 @@
 
 * :mod:`persist.api.canisters` -- install, status, list, logs, stop, start, delete, run_pending;
 * :mod:`persist.api.calls` -- call (an update commits, a query discards its changes), interface, method_kind;
-* :mod:`persist.api.snapshots` -- take, list, load and delete snapshots; roll back the last upgrade.
+* :mod:`persist.api.snapshots` -- take, list, load and delete snapshots; roll back the last upgrade;
+* :mod:`persist.api.snapshot_transfer` -- import and export IC snapshot directories (dfx / icp-cli).
 
 ``from persist import api`` then ``api.install(...)``, ``api.call(...)``; the most used names are
 also at ``persist`` itself (``from persist import install, call``).

@@ -27,6 +27,7 @@ __all__ = [
     "HistoryEntry",
     "InstallResult",
     "LogLine",
+    "check_name",
     "delete",
     "install",
     "list_canisters",
@@ -79,7 +80,8 @@ class CanisterStatus:
 # --------------------------------------------------------------------------- install
 
 
-def _check_name(name: str) -> None:
+def check_name(name: str) -> None:
+    """GraphcopyError unless ``name`` is a valid canister name (letters, digits, "-", "_", ".")."""
     ok = name and len(name) <= 128 and all(ch.isalnum() or ch in "-_." for ch in name)
     if not ok:
         raise GraphcopyError(f"invalid canister name {name!r}: use letters, digits, '-', '_' and '.'")
@@ -95,7 +97,7 @@ def install(store: Store, name: str, wasm: bytes, *, arg: bytes = EMPTY_ARGS, mo
     ``mode="reinstall"`` replaces the module and wipes heap, stable memory and logs. A trap or an
     invalid module changes nothing (a new canister is not even created).
     """
-    _check_name(name)
+    check_name(name)
     return install_module(store, name, wasm, arg=arg, mode=mode)
 
 

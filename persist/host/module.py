@@ -9,6 +9,7 @@ the heap is :mod:`persist.host.instrument`.
 from __future__ import annotations
 
 import hashlib
+import struct
 from dataclasses import dataclass, field
 
 from persist.errors import InvalidModuleError
@@ -57,6 +58,18 @@ class GlobalInfo:
     valtype: str
 
 
+@dataclass(frozen=True)
+class GlobalDef:
+    """Any global the module defines, with its initial value when that is a plain constant
+    (``i32.const`` ... ``f64.const``; None for other constant expressions). Snapshot metadata lists
+    the values of exported immutable globals too (see ``persist.snapshot_dir.globals``)."""
+
+    index: int
+    valtype: str
+    mutable: bool
+    init: int | float | None
+
+
 @dataclass
 class ModuleInfo:
     """What graphcopy needs to know about a canister module, decoded once per module hash."""
@@ -72,6 +85,10 @@ class ModuleInfo:
     mutable_globals: list[GlobalInfo]
     start_function: int | None
     custom_sections: dict[str, bytes] = field(default_factory=dict)
+    # Every defined global, in index order, and the module's own global exports (name, global
+    # index) in export-section order: what an IC snapshot's globals are made of.
+    global_defs: list[GlobalDef] = field(default_factory=list)
+    global_exports: list[tuple[str, int]] = field(default_factory=list)
     # Heap pages that active data segments write at instantiation; None if an offset is not a
     # constant. A restored canister must get its committed bytes back on those pages.
     active_data_pages: set[int] | None = field(default_factory=set)
@@ -109,6 +126,8 @@ def parse_module(data: bytes) -> ModuleInfo:
     memory: MemoryInfo | None = None
     n_memories = 0
     globals_: list[GlobalInfo] = []
+    global_defs: list[GlobalDef] = []
+    global_exports: list[tuple[str, int]] = []
     n_imported_globals = 0
     start: int | None = None
     custom: dict[str, bytes] = {}
@@ -149,14 +168,19 @@ def parse_module(data: bytes) -> ModuleInfo:
             for i in range(r.u()):
                 vt = r.byte()
                 mut = r.byte()
-                skip_const_expr(r)
+                valtype = VALTYPE_NAMES.get(vt, hex(vt))
+                init = _const_init(r)
+                global_defs.append(GlobalDef(n_imported_globals + i, valtype, mut == 1, init))
                 if mut == 1:
-                    globals_.append(GlobalInfo(n_imported_globals + i, VALTYPE_NAMES.get(vt, hex(vt))))
+                    globals_.append(GlobalInfo(n_imported_globals + i, valtype))
         elif sid == SEC_EXPORT:
             for _ in range(r.u()):
-                exports.append(r.name())
-                r.byte()
-                r.u()
+                export_name = r.name()
+                exports.append(export_name)
+                kind = r.byte()
+                index = r.u()
+                if kind == 0x03:
+                    global_exports.append((export_name, index))
         elif sid == SEC_START:
             start = r.u()
         elif sid == SEC_DATA:
@@ -186,8 +210,30 @@ def parse_module(data: bytes) -> ModuleInfo:
         mutable_globals=globals_,
         start_function=start,
         custom_sections=custom,
+        global_defs=global_defs,
+        global_exports=global_exports,
         active_data_pages=data_pages,
     )
+
+
+def _const_init(r: WasmReader) -> int | float | None:
+    """A global's initializer: its value if it is one ``*.const`` followed by ``end``, else None
+    (the expression is skipped either way)."""
+    start = r.pos
+    op = r.byte()
+    value: int | float | None = None
+    if op in (0x41, 0x42):
+        value = r.s()
+    elif op == 0x43:
+        value = struct.unpack("<f", r.bytes_(4))[0]
+    elif op == 0x44:
+        value = struct.unpack("<d", r.bytes_(8))[0]
+    if value is not None and r.pos < r.end and r.data[r.pos] == 0x0B:
+        r.pos += 1
+        return value
+    r.pos = start
+    skip_const_expr(r)
+    return None
 
 
 def _active_data_pages(r: WasmReader) -> set[int] | None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from persist.errors import CanisterNotFoundError, GraphcopyError, NotAuthorizedError
+from persist.errors import CanisterNotFoundError, CanisterStateError, GraphcopyError, NotAuthorizedError
 from persist.principal import Principal
 from persist.store import locks, schema
 
@@ -30,6 +30,7 @@ __all__ = [
     "controllers_of",
     "insert_ignore",
     "next_principal",
+    "refuse_with_calls_in_flight",
     "store_module",
 ]
 
@@ -81,19 +82,42 @@ def controller_row(conn: sa.Connection, name: str, caller: Principal, lock_owner
     return row
 
 
-def next_principal(conn: sa.Connection) -> Principal:
-    """The principal the next created canister will get (nothing is allocated)."""
+def _free_index(conn: sa.Connection) -> tuple[int, bool]:
+    """The next canister index whose principal no canister has (an imported canister may keep the
+    id it had on the IC), and whether the counter exists yet."""
     s = schema.settings
     value = conn.execute(sa.select(s.c.value).where(s.c.key == NEXT_CANISTER_INDEX_KEY)).scalar()
-    return Principal.from_canister_index(int(value) if value is not None else 0)
+    index = int(value) if value is not None else 0
+    c = schema.canisters.c
+    while conn.execute(sa.select(c.id).where(
+            c.principal == Principal.from_canister_index(index).to_text())).first() is not None:
+        index += 1
+    return index, value is not None
+
+
+def refuse_with_calls_in_flight(conn: sa.Connection, row: sa.Row[Any], what: str) -> None:
+    """CanisterStateError while the canister has open call contexts or queued messages: they belong
+    to the state that ``what`` (loading a snapshot) would replace."""
+    open_contexts = conn.execute(sa.select(sa.func.count()).select_from(schema.call_contexts).where(
+        schema.call_contexts.c.canister_id == row.id)).scalar() or 0
+    queued = conn.execute(sa.select(sa.func.count()).select_from(schema.messages).where(
+        schema.messages.c.canister_id == row.id)).scalar() or 0
+    if open_contexts or queued:
+        raise CanisterStateError(
+            f"canister {row.name!r} has {open_contexts} open call context(s) and {queued} queued message(s); "
+            f"run `graphcopy tick` (or stop it and let them finish) before {what}")
+
+
+def next_principal(conn: sa.Connection) -> Principal:
+    """The principal the next created canister will get (nothing is allocated)."""
+    return Principal.from_canister_index(_free_index(conn)[0])
 
 
 def allocate_principal(conn: sa.Connection) -> Principal:
     """Allocate the next canister id (in the caller's transaction)."""
     s = schema.settings
-    value = conn.execute(sa.select(s.c.value).where(s.c.key == NEXT_CANISTER_INDEX_KEY)).scalar()
-    index = int(value) if value is not None else 0
-    if value is None:
+    index, exists = _free_index(conn)
+    if not exists:
         conn.execute(s.insert().values(key=NEXT_CANISTER_INDEX_KEY, value=str(index + 1)))
     else:
         conn.execute(s.update().where(s.c.key == NEXT_CANISTER_INDEX_KEY).values(value=str(index + 1)))

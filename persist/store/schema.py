@@ -39,6 +39,7 @@ __all__ = [
     "snapshots",
     "snapshot_pages",
     "pipeline_locks",
+    "wasm_chunks",
 ]
 
 NAMING_CONVENTION: dict[str, str] = {
@@ -109,6 +110,9 @@ canisters = sa.Table(
     sa.Column("migration", sa.Text, nullable=True),  # JSON
     sa.Column("created_at_ns", sa.BigInteger, nullable=False),
     sa.Column("updated_at_ns", sa.BigInteger, nullable=False),
+    # Revision 0004: the status of the "on low wasm memory" hook an imported IC snapshot carried
+    # (condition_not_satisfied | ready | executed; NULL: unknown). graphcopy runs no such hook.
+    sa.Column("on_low_wasm_memory_hook_status", sa.Text, nullable=True),
     sqlite_autoincrement=True,
 )
 
@@ -243,6 +247,16 @@ pipeline_locks = sa.Table(
     sa.Column("detail", sa.Text, nullable=True),  # JSON
     sa.Column("updated_at_ns", sa.BigInteger, nullable=False),
     sa.Index("ix_pipeline_locks_canister", "canister"),
+)
+
+# The Wasm chunk store (revision 0004): chunks of a canister for install_chunked_code, by sha256
+# hex. Written by snapshot import (persist.store.wasm_chunks), read by snapshot export.
+wasm_chunks = sa.Table(
+    "wasm_chunks",
+    metadata,
+    sa.Column("canister_id", sa.Integer, _canister_fk(), primary_key=True),
+    sa.Column("hash", sa.Text, primary_key=True),  # sha256 hex of data
+    sa.Column("data", sa.LargeBinary, nullable=False),
 )
 
 

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 
 from persist.errors import CanisterStateError, SnapshotNotFoundError
 from persist.store import pages, schema
-from persist.store.canisters import StaleStateError, insert_ignore
+from persist.store.canisters import StaleStateError, insert_ignore, refuse_with_calls_in_flight
 from persist.store.events import add_history
 
 __all__ = [
@@ -163,14 +163,7 @@ def restore_snapshot(conn: sa.Connection, row: sa.Row[Any], snap: sa.Row[Any], *
                      mark_rolled_back: bool = False) -> SnapshotInfo:
     """Make the canister exactly the state ``snap`` holds (module, pages, metadata), bumping its
     version; refused while it has open call contexts or queued messages."""
-    open_contexts = conn.execute(sa.select(sa.func.count()).select_from(schema.call_contexts).where(
-        schema.call_contexts.c.canister_id == row.id)).scalar() or 0
-    queued = conn.execute(sa.select(sa.func.count()).select_from(schema.messages).where(
-        schema.messages.c.canister_id == row.id)).scalar() or 0
-    if open_contexts or queued:
-        raise CanisterStateError(
-            f"canister {row.name!r} has {open_contexts} open call context(s) and {queued} queued message(s); "
-            f"run `graphcopy tick` (or stop it and let them finish) before loading a snapshot")
+    refuse_with_calls_in_flight(conn, row, "loading a snapshot")
     meta = json.loads(snap.metadata)
     c = schema.canisters.c
     upd = conn.execute(schema.canisters.update().where(c.id == row.id, c.version == row.version).values(
