@@ -39,6 +39,9 @@ __all__ = [
     "snapshots",
     "snapshot_pages",
     "pipeline_locks",
+    "wasm_chunks",
+    "stop_waiters",
+    "DEFAULT_CYCLES",
 ]
 
 NAMING_CONVENTION: dict[str, str] = {
@@ -55,6 +58,10 @@ metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 _BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 _ZERO = sa.text("0")
+
+#: The notional cycle balance of a canister nobody attached cycles to (100T; see
+#: ``persist.host.system_api.cycles``). The column default, so older rows get it too.
+DEFAULT_CYCLES = 100_000_000_000_000
 
 
 def _canister_fk() -> sa.ForeignKey:
@@ -109,6 +116,14 @@ canisters = sa.Table(
     sa.Column("migration", sa.Text, nullable=True),  # JSON
     sa.Column("created_at_ns", sa.BigInteger, nullable=False),
     sa.Column("updated_at_ns", sa.BigInteger, nullable=False),
+    # Revision 0005 (the management canister): the canister that created this one (principal text;
+    # NULL for canisters a user created), the settings of canister_settings as JSON (only those set),
+    # the environment variables as a JSON list of [name, value] sorted by name, the cycle balance.
+    sa.Column("parent", sa.Text, nullable=True),
+    sa.Column("settings", sa.Text, nullable=True),
+    sa.Column("environment_variables", sa.Text, nullable=True),
+    sa.Column("cycles", sa.BigInteger, nullable=False, server_default=sa.text(str(DEFAULT_CYCLES))),
+    sa.Index("ix_canisters_parent", "parent"),
     sqlite_autoincrement=True,
 )
 
@@ -148,6 +163,10 @@ history = sa.Table(
     sa.Column("kind", sa.Text, nullable=False),
     sa.Column("module_hash", sa.Text, nullable=True),
     sa.Column("detail", sa.Text, nullable=True),  # JSON
+    # Revision 0005: who made the change (JSON: {"user": text} or {"canister": text, "version": n})
+    # and the canister's version after it, for canister_info.
+    sa.Column("origin", sa.Text, nullable=True),
+    sa.Column("canister_version", sa.BigInteger, nullable=True),
     sa.Index("ix_history_canister_id", "canister_id"),
     sqlite_autoincrement=True,
 )
@@ -223,7 +242,7 @@ snapshot_pages = sa.Table(
     "snapshot_pages",
     metadata,
     sa.Column("snapshot_id", _BigId, sa.ForeignKey("snapshots.id", ondelete="CASCADE"), primary_key=True),
-    sa.Column("kind", sa.Text, primary_key=True),  # 'heap' | 'stable'
+    sa.Column("kind", sa.Text, primary_key=True),  # 'heap' | 'stable' | 'chunk' (the Wasm chunk store, revision 0005)
     sa.Column("page_no", sa.BigInteger, primary_key=True),
     sa.Column("blob_hash", sa.Text, sa.ForeignKey("page_blobs.hash"), nullable=False),
     sa.Index("ix_snapshot_pages_blob_hash", "blob_hash"),
@@ -243,6 +262,31 @@ pipeline_locks = sa.Table(
     sa.Column("detail", sa.Text, nullable=True),  # JSON
     sa.Column("updated_at_ns", sa.BigInteger, nullable=False),
     sa.Index("ix_pipeline_locks_canister", "canister"),
+)
+
+# The management canister (revision 0005). The Wasm chunk store of each canister: chunks of at
+# most 1 MiB keyed by their sha256 (hex), as upload_chunk stores them; a snapshot's chunk store can
+# be imported into it by hash.
+wasm_chunks = sa.Table(
+    "wasm_chunks",
+    metadata,
+    sa.Column("canister_id", sa.Integer, _canister_fk(), primary_key=True),
+    sa.Column("hash", sa.Text, primary_key=True),  # sha256 hex of data
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Column("created_at_ns", sa.BigInteger, nullable=False),
+)
+
+# stop_canister calls waiting for their canister to stop (no open call contexts left): answered
+# when it does, rejected if it is started again first.
+stop_waiters = sa.Table(
+    "stop_waiters",
+    metadata,
+    sa.Column("id", _BigId, primary_key=True, autoincrement=True),
+    sa.Column("canister_id", sa.Integer, _canister_fk(), nullable=False),
+    sa.Column("origin", sa.Text, nullable=False),  # JSON, as routing.deliver takes it
+    sa.Column("created_at_ns", sa.BigInteger, nullable=False),
+    sa.Index("ix_stop_waiters_canister_id", "canister_id"),
+    sqlite_autoincrement=True,
 )
 
 
