@@ -21,6 +21,7 @@ from typing import Any
 
 from migrate import graph_copy
 from migrate import record as records
+from migrate.family import ChildReport, children_report, module_bytes
 from migrate.graph_copy import MigrationStateError, ProgressFn
 from migrate.plan import UpgradePlan, UpgradeRefusedError, plan_upgrade
 from migrate.record import Record
@@ -48,6 +49,8 @@ class UpgradeOutcome:
     migration: Record | None = None  # the final record of a graph copy
     snapshot_id: int | None = None  # the snapshot taken before the upgrade (``graphcopy rollback`` loads it)
     plan: UpgradePlan | None = field(default=None, repr=False)
+    # The canisters this one created (actor classes) and whether the old/new module embeds theirs.
+    children: list[ChildReport] = field(default_factory=list)
 
     def summary(self) -> str:
         """One line for people."""
@@ -75,7 +78,8 @@ class UpgradeOutcome:
                 "resumed": self.resumed, "old_module_hash": self.old_module_hash,
                 "new_module_hash": self.new_module_hash, "seconds": round(self.seconds, 3),
                 "instructions": self.instructions, "migration": self.migration, "snapshot_id": self.snapshot_id,
-                "plan": self.plan.to_dict() if self.plan is not None else None}
+                "plan": self.plan.to_dict() if self.plan is not None else None,
+                "children": [c.to_dict() for c in self.children]}
 
 
 def upgrade(
@@ -121,11 +125,13 @@ def upgrade(
             else "give the WASM module to upgrade to")
     plan = plan_upgrade(store, name, wasm, mode, force=force, skip_pre_upgrade=skip_pre_upgrade)
 
+    old_wasm = module_bytes(store, plan.old.module_hash)
+
     def outcome(executed: bool, **kw: Any) -> UpgradeOutcome:
         return UpgradeOutcome(name=name, path=plan.path, executed=executed, dry_run=dry_run,
                               resumed=unfinished, old_module_hash=plan.old.module_hash,
                               new_module_hash=plan.new.module_hash, seconds=time.perf_counter() - t0,
-                              plan=plan, **kw)
+                              plan=plan, children=children_report(store, name, old_wasm, wasm), **kw)
 
     if resume and not unfinished and plan.old.module_hash == plan.new.module_hash:
         plan.path = "none"
