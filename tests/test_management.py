@@ -18,14 +18,13 @@ from typer.testing import CliRunner
 from cli.main import app
 from migrate import upgrade
 from persist import api
-from persist.candid import decode_args, encode_args, format_args
 from persist.errors import CanisterRejectError, CanisterTrapError
 from persist.execution.management.dispatch import METHODS
 from persist.execution.management.interface import management_interface
-from persist.host.module import parse_module
 from persist.host.system_api.subnet import SUBNET_ID
 from persist.principal import Principal
 from persist.session import Store, open_store
+from tests.canister_helpers import Canister, init_arg
 from toolchain.moc import compile_motoko
 
 FAMILY = Path(__file__).parent / "canisters" / "family"
@@ -52,36 +51,9 @@ def build(name: str) -> bytes:
     return compile_motoko(FAMILY / f"{name}.mo").wasm
 
 
-class Canister:
-    """Calls with Candid text, typed by the canister's interface (the management canister's too)."""
-
-    def __init__(self, store: Store, name: str) -> None:
-        self.store, self.name = store, name
-        iface = api.interface(store, name)
-        assert iface is not None
-        self.iface = iface
-
-    def __call__(self, method: str, args: str = "()") -> str:
-        sig = self.iface.methods[method]
-        reply = api.call(self.store, self.name, method, encode_args(args, sig.args)).reply
-        return format_args(reply, sig.rets)
-
-    def value(self, method: str, args: str = "()") -> object:
-        """The reply's first value, decoded."""
-        sig = self.iface.methods[method]
-        reply = api.call(self.store, self.name, method, encode_args(args, sig.args)).reply
-        return decode_args(reply, sig.rets)[0]
-
-
 def blob(data: bytes) -> str:
     """``data`` as a Candid blob literal."""
     return 'blob "' + "".join(f"\\{b:02x}" for b in data) + '"'
-
-
-def init_arg(wasm: bytes, text: str) -> bytes:
-    iface = api.module_interface(parse_module(wasm))
-    assert iface is not None
-    return encode_args(text, iface.init_args)
 
 
 def nat(text: str) -> int:
@@ -121,6 +93,10 @@ def test_actor_classes_are_first_class_canisters_upgraded_from_their_parent(stor
         assert listed[kid].parent == parent_id and listed[kid].principal == kid
         assert listed[kid].controllers == [parent_id]  # the creator controls its child
     assert [s.name for s in api.list_canisters(store, parent="parent")] == kids
+    res = runner.invoke(app, ["--db", store.url, "list", "--json"])
+    assert {row["name"]: row["parent"] for row in json.loads(res.stdout)} == {"parent": None,
+                                                                              **dict.fromkeys(kids, parent_id)}
+    assert "parent" in runner.invoke(app, ["--db", store.url, "list"]).stdout.splitlines()[1]  # the column
     # Every child runs the class module the parent embeds.
     class_hash = listed[kids[0]].module_hash
     assert {listed[k].module_hash for k in kids} == {class_hash}
