@@ -67,7 +67,19 @@ def store(sqlite_url: str, moc: None) -> Iterator[Store]:
 
 
 @pytest.fixture
+def both(db_url: str, moc: None) -> Iterator[Store]:
+    """A store on SQLite and on PostgreSQL."""
+    with open_store(db_url) as st:
+        yield st
+
+
+@pytest.fixture
 def family(store: Store) -> Canister:
+    return make_family(store)
+
+
+def make_family(store: Store) -> Canister:
+    """A parent and three Node children."""
     api.install(store, "parent", build("parent"))
     parent = Canister(store, "parent")
     assert parent('spawn', '("a", 1)') == "(1 : nat)"
@@ -122,7 +134,8 @@ def test_actor_classes_are_first_class_canisters_upgraded_from_their_parent(stor
                                         "canister_status")
 
 
-def test_a_parent_stops_and_deletes_its_child(store: Store, family: Canister) -> None:
+def test_a_parent_stops_and_deletes_its_child(both: Store) -> None:
+    store, family = both, make_family(both)
     kids = [child(family, k) for k in (1, 2, 3)]
     # Deleting a running child: the replica's reject (CanisterManagerError::DeleteCanisterNotStopped).
     assert family.value("deleteRunning", "(2)") == (
@@ -222,7 +235,8 @@ def test_environment_variables_set_by_update_settings_are_read_by_the_canister(s
 # --------------------------------------------------------------------------- snapshots
 
 
-def test_a_motoko_canister_takes_and_loads_its_own_snapshot(store: Store) -> None:
+def test_a_motoko_canister_takes_and_loads_its_own_snapshot(both: Store) -> None:
+    store = both
     api.install(store, "self", build("selfsnap"))
     me = api.status(store, "self").principal
     mgmt, snap = Canister(store, MANAGEMENT), Canister(store, "self")
@@ -310,7 +324,8 @@ def test_prints_of_a_trapping_install_are_kept(store: Store) -> None:
 # --------------------------------------------------------------------------- the management canister from the CLI
 
 
-def test_cli_calls_the_management_canister_with_its_interface(store: Store) -> None:
+def test_cli_calls_the_management_canister_with_its_interface(both: Store) -> None:
+    store = both
     url = store.url
     node = build("node")
     res = runner.invoke(app, ["--db", url, "call", MANAGEMENT, "provisional_create_canister_with_cycles",
@@ -368,8 +383,15 @@ def test_methods_a_local_host_cannot_serve_reject_without_trapping(store: Store)
     balance, reported = plat("deposit", f'(principal "{other}", 1_000_000)').strip("()").split(", ")
     assert nat(balance) == nat(reported) == before - 1_000_000
     assert api.status(store, "other").cycles == before + 1_000_000
+    # Attaching more than the balance: the replica's out-of-cycles trap (InsufficientCyclesBalance).
+    have = api.status(store, "platform").cycles
+    with pytest.raises(CanisterTrapError) as info:
+        plat("deposit", f'(principal "{other}", {have + 5})')
+    me = api.status(store, "platform").principal
+    assert info.value.trap == (f"Canister {me} is out of cycles: please top up the canister with at least 5 "
+                               "additional cycles")
     st = api.status(store, "platform")
-    assert (st.pending_messages, st.open_call_contexts) == (0, 0)
+    assert (st.pending_messages, st.open_call_contexts, st.cycles) == (0, 0, have)
 
 
 def test_the_management_interface_is_the_current_spec() -> None:
