@@ -49,8 +49,13 @@ def install(
         iface = api.module_interface(parse_module(data))
         init_types = iface.init_args if iface is not None else None
         arg_bytes = encode_args(arg if arg is not None else "()", init_types)
-        res = with_spinner(f"installing {name}…", as_json,
-                           lambda: api.install(store, name, data, arg=arg_bytes, mode=mode))
+        try:
+            res = with_spinner(f"installing {name}…", as_json,
+                               lambda: api.install(store, name, data, arg=arg_bytes, mode=mode))
+        except CanisterTrapError as exc:
+            for line in exc.prints:  # a failed first install leaves no canister whose log could keep them
+                err.print(f"[dim]{name}:[/] {line}", highlight=False)
+            raise
     if as_json:
         print_json(res)
         return
@@ -118,6 +123,11 @@ def status(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Caniste
     t.add_row("heap", f"{human_bytes(st.heap_bytes)} ({st.stored_heap_pages} non-zero pages stored)")
     t.add_row("stable memory", f"{human_bytes(st.stable_bytes)} ({st.stored_stable_pages} non-zero pages stored)")
     t.add_row("controllers", ", ".join(st.controllers))
+    if st.parent:
+        t.add_row("parent", st.parent)
+    t.add_row("cycles", f"{st.cycles:,} (notional: not metered)")
+    if st.environment_variables:
+        t.add_row("environment", ", ".join(f"{k}={v}" for k, v in st.environment_variables.items()))
     t.add_row("version", str(st.version))
     t.add_row("timer", when(st.timer_ns))
     t.add_row("queued messages", str(st.pending_messages))
@@ -179,17 +189,19 @@ def list_(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         rows = api.list_canisters(store)
     if as_json:
         print_json([{"name": s.name, "principal": s.principal, "status": s.status, "module_hash": s.module_hash,
-                     "heap_bytes": s.heap_bytes, "stable_bytes": s.stable_bytes} for s in rows])
+                     "heap_bytes": s.heap_bytes, "stable_bytes": s.stable_bytes, "parent": s.parent} for s in rows])
         return
     if not rows:
         out.print("no canisters yet: `graphcopy install NAME WASM` creates one")
         return
+    names = {s.principal: s.name for s in rows}
     t = Table()
-    for col in ("name", "principal", "status", "module", "heap", "stable"):
+    for col in ("name", "principal", "status", "module", "heap", "stable", "parent"):
         t.add_column(col)
     for s in rows:
+        parent = names.get(s.parent, s.parent) if s.parent else ""
         t.add_row(s.name, s.principal, s.status, (s.module_hash or "(empty)")[:16], human_bytes(s.heap_bytes),
-                  human_bytes(s.stable_bytes))
+                  human_bytes(s.stable_bytes), parent or "")
     out.print(t)
 
 

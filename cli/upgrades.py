@@ -119,6 +119,8 @@ def upgrade(
         print_json(outcome.to_dict())
     else:
         out.print(outcome.summary(), highlight=False, markup=False)
+        for child in outcome.children:
+            out.print(f"  {child.describe()}", highlight=False, markup=False)
 
 
 def _graph_copy_step(ctx: typer.Context, name: str, scale: float | None, as_json: bool, step: str) -> None:

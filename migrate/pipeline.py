@@ -7,6 +7,7 @@ steps; ``run_pipeline`` migrates every matching canister exactly once, with ``wo
     name = "counter-v2"
     module = "counter/counter_v2.wasm"        # relative to the pipeline file
     canisters = ["counter", "counter-*"]
+    children_of = ["parent"]                  # and every canister these created (actor classes)
     mode = "auto"                             # auto | keep | graph-copy
     performance_counter_scale = 1.0
     steps = ["check", "snapshot", "upgrade", "verify"]   # + "stabilize", "destabilize"
@@ -109,6 +110,8 @@ class Pipeline:
     key: str = ""  # "<name>@<12 hex>": the identity in pipeline_locks
     snapshots: list[str] = field(default_factory=list)  # snapshot directories the import step imports
     export_dir: str | None = None  # where the export step writes the migrated states
+    # Names or glob patterns of parents: the canisters they created are selected too.
+    children_of: list[str] = field(default_factory=list)
 
     def module_bytes(self) -> bytes:
         return Path(self.module_path).read_bytes()
@@ -167,8 +170,8 @@ def load_pipeline(path: str | Path) -> Pipeline:
         raise PipelineError(f"cannot read pipeline file {p}: {exc.strerror}") from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise PipelineError(f"pipeline file {p} is not valid TOML: {exc}") from exc
-    known = {"name", "module", "canisters", "steps", "verify", "mode", "on_failure", "performance_counter_scale",
-             "snapshots", "export_dir"}
+    known = {"name", "module", "canisters", "children_of", "steps", "verify", "mode", "on_failure",
+             "performance_counter_scale", "snapshots", "export_dir"}
     unknown = sorted(set(doc) - known)
     if unknown:
         raise PipelineError(f"{p}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
@@ -181,11 +184,18 @@ def load_pipeline(path: str | Path) -> Pipeline:
         raise PipelineError(f"{p}: cannot read module {module}: {exc.strerror}") from exc
     steps = doc.get("steps", ["check", "snapshot", "upgrade", "verify"])
     snapshot_dirs, export_dir = _transfer_keys(p, doc, steps)
-    canisters = doc.get("canisters", [d.name for d in snapshot_dirs] if snapshot_dirs else None)
+    canisters = doc.get("canisters", [d.name for d in snapshot_dirs] if snapshot_dirs else [])
     if isinstance(canisters, str):
         canisters = [canisters]
-    if not canisters or not all(isinstance(c, str) and c for c in canisters):
-        raise PipelineError(f"{p}: `canisters` must be a non-empty list of names or glob patterns")
+    children_of = doc.get("children_of", [])
+    if isinstance(children_of, str):
+        children_of = [children_of]
+    if not isinstance(children_of, list) or not all(isinstance(c, str) and c for c in children_of):
+        raise PipelineError(f"{p}: `children_of` must be a list of canister names or glob patterns (their parents)")
+    if not isinstance(canisters, list) or not all(isinstance(c, str) and c for c in canisters) or not (
+            canisters or children_of):
+        raise PipelineError(f"{p}: `canisters` must be a non-empty list of names or glob patterns (or give "
+                            "`children_of`)")
     if not isinstance(steps, list) or not all(s in STEPS for s in steps) or "upgrade" not in steps:
         raise PipelineError(f"{p}: `steps` must list steps of {', '.join(STEPS)}, including upgrade")
     mode = doc.get("mode", "auto")
@@ -211,7 +221,8 @@ def load_pipeline(path: str | Path) -> Pipeline:
     return Pipeline(name=name, path=str(p.resolve()), module_path=str(module), module_hash=module_hash,
                     canisters=list(canisters), steps=ordered, verify=verify, mode=mode, on_failure=on_failure,
                     performance_counter_scale=float(scale) if scale is not None else None, key=key,
-                    snapshots=[str(d) for d in snapshot_dirs], export_dir=export_dir)
+                    snapshots=[str(d) for d in snapshot_dirs], export_dir=export_dir,
+                    children_of=list(children_of))
 
 
 def _transfer_keys(p: Path, doc: dict[str, Any], steps: Any) -> tuple[list[Path], str | None]:
@@ -238,8 +249,13 @@ def _transfer_keys(p: Path, doc: dict[str, Any], steps: Any) -> tuple[list[Path]
 
 
 def _matching(conn: sa.Connection, pipeline: Pipeline) -> list[str]:
-    names = conn.execute(sa.select(schema.canisters.c.name).order_by(schema.canisters.c.name)).scalars().all()
-    return [n for n in names if any(fnmatch.fnmatchcase(n, pat) for pat in pipeline.canisters)]
+    """The canisters the pipeline selects: by name pattern, and the children of the parents
+    ``children_of`` names (canisters whose recorded parent is one of them)."""
+    c = schema.canisters.c
+    rows = conn.execute(sa.select(c.name, c.principal, c.parent).order_by(c.name)).all()
+    parents = {r.principal for r in rows if any(fnmatch.fnmatchcase(r.name, pat) for pat in pipeline.children_of)}
+    return [r.name for r in rows
+            if any(fnmatch.fnmatchcase(r.name, pat) for pat in pipeline.canisters) or r.parent in parents]
 
 
 # ------------------------------------------------------------------------------------------- status

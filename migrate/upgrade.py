@@ -23,6 +23,7 @@ from migrate import graph_copy
 from migrate import record as records
 from migrate.descriptor import applied_migrations_from_canister
 from migrate.errors import DescriptorError
+from migrate.family import ChildReport, children_report, module_bytes
 from migrate.graph_copy import MigrationStateError, ProgressFn
 from migrate.plan import UpgradePlan, UpgradeRefusedError, plan_upgrade
 from migrate.record import Record
@@ -53,6 +54,8 @@ class UpgradeOutcome:
     # when the new module has no migration chain).
     migrations_run: list[str] | None = None
     plan: UpgradePlan | None = field(default=None, repr=False)
+    # The canisters this one created (actor classes) and whether the old/new module embeds theirs.
+    children: list[ChildReport] = field(default_factory=list)
 
     def summary(self) -> str:
         """One line for people."""
@@ -84,7 +87,8 @@ class UpgradeOutcome:
                 "resumed": self.resumed, "old_module_hash": self.old_module_hash,
                 "new_module_hash": self.new_module_hash, "seconds": round(self.seconds, 3),
                 "instructions": self.instructions, "migration": self.migration, "snapshot_id": self.snapshot_id,
-                "migrations_run": self.migrations_run, "plan": self.plan.to_dict() if self.plan is not None else None}
+                "migrations_run": self.migrations_run, "plan": self.plan.to_dict() if self.plan is not None else None,
+                "children": [c.to_dict() for c in self.children]}
 
 
 def upgrade(
@@ -130,11 +134,13 @@ def upgrade(
             else "give the WASM module to upgrade to")
     plan = plan_upgrade(store, name, wasm, mode, force=force, skip_pre_upgrade=skip_pre_upgrade)
 
+    old_wasm = module_bytes(store, plan.old.module_hash)
+
     def outcome(executed: bool, **kw: Any) -> UpgradeOutcome:
         return UpgradeOutcome(name=name, path=plan.path, executed=executed, dry_run=dry_run,
                               resumed=unfinished, old_module_hash=plan.old.module_hash,
                               new_module_hash=plan.new.module_hash, seconds=time.perf_counter() - t0,
-                              plan=plan, **kw)
+                              plan=plan, children=children_report(store, name, old_wasm, wasm), **kw)
 
     if resume and not unfinished and plan.old.module_hash == plan.new.module_hash:
         plan.path = "none"

@@ -68,14 +68,26 @@ class MethodNotFoundError(GraphcopyError):
 
 
 class CanisterTrapError(GraphcopyError):
-    """The canister trapped (or ran out of instructions); its state is unchanged."""
+    """The canister trapped (or ran out of instructions); its state is unchanged.
+
+    ``trap`` is the trap's text; ``logs`` are the ``(time_ns, kind, text)`` log lines of the failed
+    run (its debug prints and the trap), kept here too because a failed first install leaves no
+    canister whose log could hold them."""
 
     exit_code = 7
 
-    def __init__(self, message: str, *, canister: str = "", method: str = "") -> None:
+    def __init__(self, message: str, *, canister: str = "", method: str = "", trap: str | None = None,
+                 logs: list[tuple[int, str, str]] | None = None) -> None:
         super().__init__(message)
         self.canister = canister
         self.method = method
+        self.trap = trap
+        self.logs = list(logs or [])
+
+    @property
+    def prints(self) -> list[str]:
+        """The debug prints of the failed run."""
+        return [text for _, kind, text in self.logs if kind == "print"]
 
 
 class CanisterRejectError(GraphcopyError):

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from persist import api
-from persist.candid import encode_args, format_args
+from persist.candid import encode_args
 from persist.errors import CanisterRejectError, CanisterTrapError
 from persist.session import Store, open_store
+from tests.canister_helpers import Canister, install
 from toolchain.moc import compile_motoko
 
 CANISTERS = Path(__file__).parent / "canisters"
@@ -23,29 +24,6 @@ EXAMPLES = Path(__file__).parent.parent / "examples"
 
 def build(name: str) -> bytes:
     return compile_motoko(CANISTERS / f"{name}.mo").wasm
-
-
-class Canister:
-    """Calls with Candid text, typed by the canister's own candid:service section."""
-
-    def __init__(self, store: Store, name: str) -> None:
-        self.store, self.name = store, name
-        iface = api.interface(store, name)
-        assert iface is not None
-        self.iface = iface
-
-    def __call__(self, method: str, args: str = "()") -> str:
-        sig = self.iface.methods[method]
-        reply = api.call(self.store, self.name, method, encode_args(args, sig.args)).reply
-        return format_args(reply, sig.rets)
-
-
-def install(store: Store, name: str, wasm: bytes, arg: str = "()") -> Canister:
-    from persist.host.module import parse_module
-
-    iface = api.module_interface(parse_module(wasm))
-    api.install(store, name, wasm, arg=encode_args(arg, iface.init_args if iface else None))
-    return Canister(store, name)
 
 
 @pytest.fixture

@@ -41,7 +41,7 @@ from persist.session import Store, open_store
 from persist.snapshot_dir import reader
 from persist.snapshot_dir.format import SnapshotGlobal, parse_metadata, serde_float
 from persist.snapshot_dir.globals import snapshot_layout
-from persist.store import db, pages, schema, wasm_chunks
+from persist.store import chunks, db, pages, schema
 from persist.store.canisters import canister_row
 from tests.upgrade_helpers import call
 from toolchain.moc import compile_motoko
@@ -190,7 +190,7 @@ def test_fixture_with_gzip_module_and_chunk_store_round_trips_byte_for_byte(stor
     assert row.on_low_wasm_memory_hook_status == "condition_not_satisfied"
     assert int(row.time_ns) == 1764547200000000000
     with db.read_transaction(store.engine) as conn:
-        assert wasm_chunks.chunks(conn, row.id) == [(hashlib.sha256(b"a chunk of the Wasm chunk store\n").digest(),
+        assert chunks.all_chunks(conn, row.id) == [(hashlib.sha256(b"a chunk of the Wasm chunk store\n").digest(),
                                                      b"a chunk of the Wasm chunk store\n")]
     assert imported_from(store, "fx")["metadata_sha256"] == res.metadata_sha256  # type: ignore[index]
     out = export_snapshot(store, "fx", tmp_path / "out")
@@ -324,8 +324,22 @@ def test_import_into_an_existing_canister_takes_a_snapshot_first(store: Store) -
     assert int(after.time_ns) >= int(before.time_ns)
     snaps.load_snapshot(store, "counter", res.snapshot_id)  # the way back
     assert call(store, "counter", "get") == "(3 : nat)"
-    with db.read_transaction(store.engine) as conn:  # the fixture's chunk stays (not in graphcopy snapshots)
-        assert len(wasm_chunks.chunk_hashes(conn, after.id)) == 1
+    with db.read_transaction(store.engine) as conn:  # the snapshot restores the chunk store too: empty
+        assert chunks.chunk_hashes(conn, after.id) == []
+
+
+def test_export_of_a_graphcopy_snapshot_writes_its_own_chunk_store(store: Store, tmp_path: Path) -> None:
+    res = import_snapshot(store, "fx", FIXTURES / "gzip_chunks")
+    snap = snaps.take_snapshot(store, "fx")
+    with db.transaction(store.engine) as conn:  # the live chunk store changes after the snapshot
+        chunks.clear_chunks(conn, row_of(store, "fx").id)
+    export_snapshot(store, "fx", tmp_path / "snap", snap.id)
+    def chunk_files(d: Path) -> list[str]:
+        return sorted(p.name for p in (d / "wasm_chunk_store").glob("*.bin"))
+
+    assert res.chunks == 1 and chunk_files(tmp_path / "snap") == chunk_files(FIXTURES / "gzip_chunks") != []
+    export_snapshot(store, "fx", tmp_path / "now")
+    assert chunk_files(tmp_path / "now") == []
 
 
 def test_canister_id_is_kept_and_skipped_by_later_installs(sstore: Store) -> None:
@@ -547,7 +561,8 @@ def test_cli_import_export_json_and_dir_option(sqlite_url: str, tmp_path: Path) 
     for name in ("wasm_module.bin", "wasm_memory.bin", "stable_memory.bin"):  # the state before --into
         assert then[name] == fixture[name]
     meta = json.loads(then["metadata.json"])
-    assert meta["globals"] == json.loads(fixture["metadata.json"])["globals"] and meta["wasm_chunk_store"] == []
+    fixture_meta = json.loads(fixture["metadata.json"])  # the snapshot holds the chunk store of that state too
+    assert meta["globals"] == fixture_meta["globals"] and meta["wasm_chunk_store"] == fixture_meta["wasm_chunk_store"]
     for args, text in ((["snapshot", "export", "fx"], "usage: graphcopy snapshot export NAME [ID] DIR"),
                        (["snapshot", "export", "fx", "x", str(tmp_path / "y")], "snapshot id 'x' is not a number"),
                        (["snapshot", "export", "fx", "9", str(tmp_path / "z")], "no snapshot 9 for canister fx"),

@@ -274,7 +274,7 @@ def test_existing_store_is_migrated_to_snapshots(db_url: str) -> None:
         assert not sa.inspect(engine).has_table("page_blobs")
     finally:
         engine.dispose()
-    with open_store(db_url) as st:  # opening applies 0002 and 0003
+    with open_store(db_url) as st:  # opening applies every later revision
         assert db.current_revision(st.engine) == db.head_revision()
         api.install(st, "counter", COUNTER.read_bytes())
         snap = snaps.take_snapshot(st, "counter")

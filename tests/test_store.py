@@ -90,9 +90,10 @@ def test_describe_url_hides_password() -> None:
 
 
 def test_history_and_head() -> None:
-    assert db.head_revision() == "0004_snapshot_transfer"
+    assert db.head_revision() == "0005_management_canister"
     assert db.history() == [("0001_initial", "initial schema"), ("0002_snapshots", "snapshots"),
-                            ("0003_pipeline_locks", "pipeline locks"), ("0004_snapshot_transfer", "snapshot transfer")]
+                            ("0003_pipeline_locks", "pipeline locks"), ("0004_snapshot_transfer", "snapshot transfer"),
+                            ("0005_management_canister", "management canister")]
 
 
 def test_upgrade_fresh_database(db_url: str) -> None:
@@ -208,14 +209,14 @@ def test_pg_settings(pg_url: str) -> None:
 BROKEN_REVISION = '''"""broken on purpose
 
 Revision ID: 0099_broken
-Revises: 0004_snapshot_transfer
+Revises: 0005_management_canister
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0099_broken"
-down_revision = "0004_snapshot_transfer"
+down_revision = "0005_management_canister"
 branch_labels = None
 depends_on = None
 

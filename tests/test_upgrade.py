@@ -84,7 +84,7 @@ def test_a_failing_upgrade_restores_module_heap_and_stable_memory(sqlite_url: st
         with pytest.raises(CanisterTrapError, match="rolled back") as exc:
             upgrade_code(st, "w", new, wasm_memory_persistence="keep")
         expected = {"pre_upgrade": "pre traps", "start": "start traps", "post_upgrade": "post traps",
-                    "budget": "instruction limit"}[failure]
+                    "budget": "instructions for single message execution"}[failure]
         assert expected in str(exc.value)
         assert snapshot(st, "w") == before
         # the live instance was put back too: pre_upgrade's marks (0x508, stable word 8) are gone

@@ -35,12 +35,15 @@ def upgrade() -> None:
         sa.Column("canister_id", sa.Integer, nullable=False),
         sa.Column("hash", sa.Text, nullable=False),  # sha256 hex of data
         sa.Column("data", sa.LargeBinary, nullable=False),
+        sa.Column("created_at_ns", sa.BigInteger, nullable=False),
         sa.PrimaryKeyConstraint("canister_id", "hash", name="pk_wasm_chunks"),
         sa.ForeignKeyConstraint(
             ["canister_id"], ["canisters.id"], name="fk_wasm_chunks_canister_id_canisters", ondelete="CASCADE"
         ),
     )
     op.add_column("canisters", sa.Column("on_low_wasm_memory_hook_status", sa.Text, nullable=True))
+    if op.get_context().dialect.name == "postgresql":
+        op.execute("ALTER TABLE wasm_chunks ALTER COLUMN data SET STORAGE EXTERNAL")
 
 
 def downgrade() -> None:

@@ -1,7 +1,14 @@
-"""The public functions that talk to a canister: call (update or query), its interface, a method's kind."""
+"""The public functions that talk to a canister: call (update or query), its interface, a method's kind.
+
+The management canister is called the same way, by its id ``aaaaa-aa``: ``call(store, "aaaaa-aa",
+"canister_status", arg)`` with the argument encoded against its real interface
+(``interface(store, "aaaaa-aa")``), as the store's user (an ingress message, or a query call for
+its query methods).
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -10,10 +17,14 @@ import sqlalchemy as sa
 
 from persist.errors import CanisterRejectError, CanisterStateError, CanisterTrapError, MethodNotFoundError
 from persist.execution import instances, messages, scheduler
-from persist.execution.install_code import EMPTY_ARGS
+from persist.execution.installer import EMPTY_ARGS
+from persist.execution.management import dispatch
+from persist.execution.management.interface import management_interface
+from persist.execution.rejects import Response
 from persist.host.live import LiveCanister
 from persist.host.module import ModuleInfo, parse_module
 from persist.host.system_api.context import REJECT_CANISTER_ERROR, REJECT_CANISTER_REJECT
+from persist.principal import Principal
 from persist.session import Store
 from persist.store import db, events, locks, schema
 from persist.store.canisters import canister_row
@@ -21,7 +32,13 @@ from persist.store.canisters import canister_row
 if TYPE_CHECKING:
     from persist.candid import ServiceInterface
 
-__all__ = ["CallResult", "call", "interface", "method_kind", "module_interface"]
+__all__ = ["MANAGEMENT", "CallResult", "call", "interface", "is_management", "method_kind", "module_interface"]
+
+#: The management canister's id.
+MANAGEMENT = Principal.management_canister().to_text()
+# A canister's trap as the replica reports it: "IC0503: Error from Canister <id>: <trap>", maybe
+# followed by ".\n<help>".
+_TRAP_REJECT = re.compile(r"^IC05(02|03|04|22): Error from Canister [a-z0-9-]+: (?P<trap>.*)$", re.S)
 
 
 @dataclass
@@ -35,8 +52,16 @@ class CallResult:
     instructions: int = 0
 
 
+def is_management(name: str) -> bool:
+    """Whether ``name`` is the management canister (``aaaaa-aa``)."""
+    return name == MANAGEMENT
+
+
 def interface(store: Store, name: str) -> ServiceInterface | None:
-    """The canister's Candid interface (from its module's custom sections), if it has one."""
+    """The canister's Candid interface (from its module's custom sections), if it has one; for
+    ``aaaaa-aa``, the management canister's."""
+    if is_management(name):
+        return management_interface()
     with db.read_transaction(store.engine) as conn:
         row = canister_row(conn, name)
         if row.module_hash is None:
@@ -72,21 +97,78 @@ def _kind_of(live: LiveCanister, name: str, method: str) -> str:
 
 
 def method_kind(store: Store, name: str, method: str) -> str:
-    """"update" or "query", as the canister's module exports ``method``."""
+    """"update" or "query", as the canister's module exports ``method`` (or as the management
+    canister's interface declares it)."""
+    if is_management(name):
+        if method not in management_interface().methods:
+            raise MethodNotFoundError(f"the management canister has no method {method!r} (it has: "
+                                      f"{', '.join(sorted(management_interface().methods))})")
+        return "query" if dispatch.is_query(method) else "update"
     with db.read_transaction(store.engine) as conn:
         row = canister_row(conn, name)
     return _kind_of(instances.live_canister(store, row), name, method)
 
 
-def _raise_for(name: str, method: str, response: tuple[str, bytes, int, str] | None, principal: str) -> bytes:
+def _strip_help(trap: str) -> str:
+    """A trap without the replica's help line (a suggestion and a documentation link)."""
+    head, sep, tail = trap.rpartition(".\n")
+    return head if sep and ("See documentation:" in tail or "forum.dfinity.org" in tail) else trap
+
+
+def _raise_for(name: str, method: str, response: Response | None, principal: str) -> bytes:
     if response is None:
         raise CanisterRejectError(REJECT_CANISTER_ERROR, f"Canister {principal} did not reply to the call")
     kind, data, code, text = response
     if kind == "reply":
         return data
-    if code == REJECT_CANISTER_ERROR and text.startswith("Error from Canister"):
-        raise CanisterTrapError(f"{name}.{method} trapped: {text.split(': ', 1)[1]}", canister=name, method=method)
+    match = _TRAP_REJECT.match(text) if code == REJECT_CANISTER_ERROR else None
+    if match is not None:
+        trap = _strip_help(match["trap"])
+        raise CanisterTrapError(f"{name}.{method} trapped: {trap}", canister=name, method=method, trap=trap)
     raise CanisterRejectError(code, text)
+
+
+def _await_ingress(store: Store, ingress_id: int, canister_id: int, on_message: Callable[[int], None] | None,
+                   what: str) -> tuple[Response, list[str]]:
+    """Run the queue until the ingress record is answered; its response and the prints meanwhile."""
+    def answered() -> bool:
+        with db.read_transaction(store.engine) as c:
+            st = c.execute(sa.select(schema.ingress.c.status).where(schema.ingress.c.id == ingress_id)).scalar()
+        return st != "pending"
+
+    with db.read_transaction(store.engine) as conn:
+        seq_before = events.last_log_seq(conn, canister_id)
+    scheduler.run_pending(store, until=answered, on_message=on_message)
+    with db.transaction(store.engine) as conn:
+        ing = conn.execute(sa.select(schema.ingress).where(schema.ingress.c.id == ingress_id)).one()
+        logs = list(conn.execute(sa.select(schema.logs.c.message).where(
+            schema.logs.c.canister_id == canister_id, schema.logs.c.seq > seq_before,
+            schema.logs.c.kind == "print").order_by(schema.logs.c.seq)).scalars())
+        if ing.status != "pending":
+            conn.execute(schema.ingress.delete().where(schema.ingress.c.id == ingress_id))
+    if ing.status == "pending":
+        raise CanisterStateError(f"{what} has not been answered yet; its messages stay queued and run with the "
+                                 "next command")
+    response = (("reply", bytes(ing.reply or b""), 0, "") if ing.status == "replied"
+                else ("reject", b"", int(ing.reject_code), str(ing.reject_message)))
+    return response, logs
+
+
+def _call_management(store: Store, method: str, arg: bytes, on_message: Callable[[int], None] | None) -> CallResult:
+    kind = method_kind(store, MANAGEMENT, method)
+    scheduler.run_pending(store, on_message=on_message)
+    response, ingress_id = dispatch.call_from_user(store, method, arg, store.identity, query=kind == "query")
+    if ingress_id is not None:
+        with db.read_transaction(store.engine) as conn:
+            canister_id = conn.execute(sa.select(schema.ingress.c.canister_id).where(
+                schema.ingress.c.id == ingress_id)).scalar_one()
+        response, _ = _await_ingress(store, ingress_id, int(canister_id), on_message, f"{MANAGEMENT}.{method}")
+    scheduler.run_pending(store, on_message=on_message)
+    assert response is not None
+    kind_, data, code, text = response
+    if kind_ != "reply":
+        raise CanisterRejectError(code, text)
+    return CallResult(method=method, kind=kind, reply=data)
 
 
 def call(store: Store, name: str, method: str, arg: bytes = EMPTY_ARGS, *,
@@ -95,8 +177,11 @@ def call(store: Store, name: str, method: str, arg: bytes = EMPTY_ARGS, *,
 
     Raises CanisterTrapError (the canister's trap message; nothing changed) or CanisterRejectError.
     Queued messages the call causes (callbacks, self-calls, other canisters) run before it returns;
-    ``on_message`` is called after each of them (see ``execution.run_pending``).
+    ``on_message`` is called after each of them (see ``execution.run_pending``). ``name``
+    ``aaaaa-aa`` calls the management canister.
     """
+    if is_management(name):
+        return _call_management(store, method, arg, on_message)
     with db.read_transaction(store.engine) as conn:
         row = canister_row(conn, name)
         pending = scheduler.has_pending_work(conn)
@@ -114,7 +199,8 @@ def call(store: Store, name: str, method: str, arg: bytes = EMPTY_ARGS, *,
         res = messages.run_query(store, row, method, arg, store.identity.raw)
         logs = [text for _, text in res.ctx.logs]
         if res.trap is not None:
-            raise CanisterTrapError(f"{name}.{method} trapped: {res.trap}", canister=name, method=method)
+            raise CanisterTrapError(f"{name}.{method} trapped: {res.trap}", canister=name, method=method,
+                                    trap=res.trap)
         reply = _raise_for(name, method, res.ctx.response, row.principal)
         return CallResult(method=method, kind=kind, reply=reply, logs=logs, instructions=res.instructions)
 
@@ -126,29 +212,11 @@ def call(store: Store, name: str, method: str, arg: bytes = EMPTY_ARGS, *,
     response, ingress_id, ctx, trap = messages.execute_ingress(store, row, method, arg, store.identity)
     logs = [text for _, text in ctx.logs]
     if trap is not None:
-        raise CanisterTrapError(f"{name}.{method} trapped: {trap}", canister=name, method=method)
+        raise CanisterTrapError(f"{name}.{method} trapped: {trap}", canister=name, method=method, trap=trap)
     if ingress_id is not None:
         # The method awaits calls: run the queue until its call context answers the ingress.
-        def answered() -> bool:
-            with db.read_transaction(store.engine) as c:
-                st = c.execute(sa.select(schema.ingress.c.status).where(schema.ingress.c.id == ingress_id)).scalar()
-            return st != "pending"
-
-        with db.read_transaction(store.engine) as conn:
-            seq_before = events.last_log_seq(conn, row.id)
-        scheduler.run_pending(store, until=answered, on_message=on_message)
-        with db.transaction(store.engine) as conn:
-            ing = conn.execute(sa.select(schema.ingress).where(schema.ingress.c.id == ingress_id)).one()
-            logs += list(conn.execute(sa.select(schema.logs.c.message).where(
-                schema.logs.c.canister_id == row.id, schema.logs.c.seq > seq_before,
-                schema.logs.c.kind == "print").order_by(schema.logs.c.seq)).scalars())
-            if ing.status != "pending":
-                conn.execute(schema.ingress.delete().where(schema.ingress.c.id == ingress_id))
-        if ing.status == "pending":
-            raise CanisterStateError(
-                f"{name}.{method} has not been answered yet; its messages stay queued and run with the next command")
-        response = (("reply", bytes(ing.reply or b""), 0, "") if ing.status == "replied"
-                    else ("reject", b"", int(ing.reject_code), str(ing.reject_message)))
+        response, more = _await_ingress(store, ingress_id, row.id, on_message, f"{name}.{method}")
+        logs += more
     # Whatever the call set going (callbacks of others, timers) runs on before we return.
     scheduler.run_pending(store, on_message=on_message)
     reply = _raise_for(name, method, response, row.principal)

@@ -6,6 +6,7 @@ exactly these. Arguments are Candid bytes here; ``persist.candid`` converts text
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -15,12 +16,12 @@ import sqlalchemy as sa
 from persist.errors import CanisterStateError, GraphcopyError
 from persist.execution import instances, routing, scheduler
 from persist.execution.install_code import EMPTY_ARGS, InstallResult, install_module
+from persist.execution.management.lifecycle import delete_row, start_row
 from persist.host.memory import PAGE
 from persist.host.module import parse_module
 from persist.session import Store
 from persist.store import db, pages, schema
-from persist.store.canisters import canister_row, controller_row
-from persist.store.snapshots import delete_all_snapshots
+from persist.store.canisters import canister_row, controller_row, env_vars_of, settings_of
 
 __all__ = [
     "CanisterStatus",
@@ -75,6 +76,12 @@ class CanisterStatus:
     log_lines: int
     migration: dict[str, Any] | None
     history: list[HistoryEntry]
+    # The canister that created it (None when a user did), its (notional) cycle balance, its
+    # environment variables and the settings that were set (the management canister's).
+    parent: str | None = None
+    cycles: int = 0
+    environment_variables: dict[str, str] = dataclasses.field(default_factory=dict)
+    settings: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- install
@@ -142,6 +149,10 @@ def _status_of(conn: sa.Connection, store: Store, row: sa.Row[Any], *, with_hist
                                    .where(schema.logs.c.canister_id == cid)).scalar() or 0),
         migration=json.loads(row.migration) if row.migration else None,
         history=hist,
+        parent=row.parent,
+        cycles=int(row.cycles),
+        environment_variables=dict(env_vars_of(row)),
+        settings=settings_of(row),
     )
 
 
@@ -151,10 +162,14 @@ def status(store: Store, name: str) -> CanisterStatus:
         return _status_of(conn, store, canister_row(conn, name), with_history=True)
 
 
-def list_canisters(store: Store) -> list[CanisterStatus]:
-    """All canisters of the store, by creation order."""
+def list_canisters(store: Store, *, parent: str | None = None) -> list[CanisterStatus]:
+    """All canisters of the store, by creation order; with ``parent`` (a name or principal), only
+    the canisters that canister created."""
     with db.read_transaction(store.engine) as conn:
-        rows = conn.execute(sa.select(schema.canisters).order_by(schema.canisters.c.id)).all()
+        q = sa.select(schema.canisters).order_by(schema.canisters.c.id)
+        if parent is not None:
+            q = q.where(schema.canisters.c.parent == canister_row(conn, parent).principal)
+        rows = conn.execute(q).all()
         return [_status_of(conn, store, r, with_history=False) for r in rows]
 
 
@@ -193,8 +208,7 @@ def stop(store: Store, name: str) -> str:
 def start(store: Store, name: str) -> str:
     """Start a stopped (or stopping) canister again."""
     with db.transaction(store.engine) as conn:
-        row = _controller_row(conn, store, name)
-        conn.execute(schema.canisters.update().where(schema.canisters.c.id == row.id).values(status="running"))
+        start_row(conn, _controller_row(conn, store, name))
     return "running"
 
 
@@ -204,12 +218,7 @@ def delete(store: Store, name: str) -> None:
         row = _controller_row(conn, store, name)
         if row.status != "stopped":
             raise CanisterStateError(f"canister {name!r} is {row.status}; stop it first (`graphcopy stop {name}`)")
-        for table in (schema.messages, schema.call_contexts, schema.ingress, schema.logs, schema.history):
-            conn.execute(table.delete().where(table.c.canister_id == row.id))
-        pages.delete_pages(conn, pages.HEAP, row.id)
-        pages.delete_pages(conn, pages.STABLE, row.id)
-        delete_all_snapshots(conn, row.id)  # and the page blobs only they used
-        conn.execute(schema.canisters.delete().where(schema.canisters.c.id == row.id))
+        delete_row(conn, row)  # and the snapshots' page blobs only they used
     instances.forget_live(store, row.id)
 
 

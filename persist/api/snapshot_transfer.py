@@ -40,9 +40,9 @@ from persist.snapshot_dir.format import HEAP_FILE, METADATA_FILE, STABLE_FILE, S
 from persist.snapshot_dir.globals import globals_from_snapshot, globals_to_snapshot, snapshot_layout
 from persist.snapshot_dir.reader import SnapshotDir, memory_pages, open_snapshot_dir
 from persist.snapshot_dir.writer import SnapshotDirWriter
-from persist.store import db, pages, schema, transfer, wasm_chunks
+from persist.store import chunks, db, pages, schema, transfer
 from persist.store.canisters import canister_row, controller_row, store_module
-from persist.store.snapshots import migration_in_progress, snapshot_row
+from persist.store.snapshots import migration_in_progress, snapshot_chunks, snapshot_row
 
 __all__ = ["ExportResult", "ImportResult", "ProgressFn", "export_snapshot", "import_snapshot", "imported_from"]
 
@@ -199,13 +199,13 @@ def import_snapshot(store: Store, name: str, directory: str | Path, *, into: boo
             else:
                 cid, principal = int(row.id), Principal.from_text(row.principal)
                 transfer.overwrite_canister(conn, row, state, detail)
-                wasm_chunks.clear_chunks(conn, cid)
+                chunks.clear_chunks(conn, cid)
             heap = pages.write_pages(conn, pages.HEAP, cid, memory_pages(
                 snap.heap_path, meta.wasm_memory_size, _reporter(on_progress, HEAP_FILE, meta.wasm_memory_size)))
             stable = pages.write_pages(conn, pages.STABLE, cid, memory_pages(
                 snap.stable_path, meta.stable_memory_size,
                 _reporter(on_progress, STABLE_FILE, meta.stable_memory_size)))
-            chunk_hashes = wasm_chunks.put_chunks(conn, cid, (data for _, data in snap.read_chunks()))
+            chunk_hashes = chunks.put_chunks(conn, cid, (data for _, data in snap.read_chunks()))
     except BaseException:
         if snapshot_id is not None:  # nothing was loaded: the safety snapshot is not needed
             try:
@@ -277,10 +277,8 @@ def export_snapshot(store: Store, name: str, directory: str | Path, snapshot_id:
                      .scalar_one())
         info = parse_module(wasm)
         values = decode_globals(json.loads(stored_globals)) if stored_globals else {}
-        chunk_list = wasm_chunks.chunks(conn, row.id)
-        if snapshot_id is not None and chunk_list:
-            warnings.append("graphcopy snapshots do not hold the Wasm chunk store: the canister's current chunks are "
-                            "written")
+        chunk_list = (chunks.all_chunks(conn, row.id) if snapshot_id is None
+                      else snapshot_chunks(conn, snapshot_id))
         metadata = SnapshotMetadata(
             taken_at_timestamp=taken_at, wasm_module_size=len(wasm), wasm_memory_size=heap_pages * PAGE,
             stable_memory_size=stable_pages * PAGE, canister_version=version,

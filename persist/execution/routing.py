@@ -1,7 +1,9 @@
 """The message queue in SQL: delivering responses, sending calls, call contexts and ingress records.
 
 Everything here works in the caller's transaction, so a message's consequences are queued in the
-same commit as its state.
+same commit as its state. A call to the management canister (``aaaaa-aa``) is queued as a
+``management`` message under the calling canister (``persist.execution.management`` serves it);
+``stop_canister`` calls wait in ``stop_waiters`` until their canister has stopped.
 """
 
 from __future__ import annotations
@@ -12,12 +14,17 @@ from typing import Any
 import sqlalchemy as sa
 
 from persist.execution.clock import now_ns
-from persist.host.system_api.context import REJECT_DESTINATION_INVALID, MessageContext
+from persist.execution.rejects import callee_missing
+from persist.host.system_api.context import MessageContext
 from persist.principal import Principal
 from persist.store import schema
 from persist.store.canisters import StaleStateError
 
-__all__ = ["Origin", "Response", "consume", "deliver", "new_ingress", "open_context", "send_calls", "settle_stopping"]
+__all__ = ["MANAGEMENT_MESSAGE", "Origin", "Response", "consume", "deliver", "new_ingress", "open_context",
+           "send_calls", "settle_stopping", "wait_for_stop"]
+
+#: ``messages.kind`` of a call to the management canister (queued under the calling canister).
+MANAGEMENT_MESSAGE = "management"
 
 Origin = dict[str, Any]
 
@@ -46,18 +53,26 @@ def deliver(conn: sa.Connection, origin: Origin, response: Response) -> None:
     # origin {"system": ...} (timers): nobody is waiting for a response.
 
 def send_calls(conn: sa.Connection, caller_id: int, caller_principal: bytes, context_id: int,
-               ctx: MessageContext) -> None:
-    """Queue the calls a committed message made, each answered into ``context_id``."""
+               ctx: MessageContext, *, caller_version: int | None = None) -> None:
+    """Queue the calls a committed message made, each answered into ``context_id``.
+    ``caller_version`` is the caller's canister version during that message (what a management
+    call's ``sender_canister_version`` must equal)."""
     for call in ctx.calls:
-        target = conn.execute(sa.select(schema.canisters.c.id).where(
-            schema.canisters.c.principal == Principal(call.callee).to_text())).scalar()
         origin = {"canister": caller_id, "context": context_id, "callback": call.callback.to_json(),
                   "cycles": call.cycles}
-        if target is None:
-            deliver(conn, origin, ("reject", b"", REJECT_DESTINATION_INVALID,
-                                   f"Canister {Principal(call.callee).to_text()} not found"))
+        payload: dict[str, Any] = {"method": call.method, "caller": Principal(caller_principal).to_text(),
+                                   "origin": origin}
+        if call.callee == b"":
+            payload["sender_version"] = caller_version
+            conn.execute(schema.messages.insert().values(
+                canister_id=caller_id, kind=MANAGEMENT_MESSAGE, payload=json.dumps(payload), data=bytes(call.arg),
+                created_at_ns=now_ns()))
             continue
-        payload = {"method": call.method, "caller": Principal(caller_principal).to_text(), "origin": origin}
+        target = conn.execute(sa.select(schema.canisters.c.id).where(
+            schema.canisters.c.principal == Principal(call.callee).to_text())).scalar()
+        if target is None:
+            deliver(conn, origin, callee_missing(Principal(call.callee).to_text()))
+            continue
         conn.execute(schema.messages.insert().values(
             canister_id=target, kind="request", payload=json.dumps(payload), data=bytes(call.arg),
             created_at_ns=now_ns()))
@@ -87,6 +102,16 @@ def settle_stopping(conn: sa.Connection, canister_id: int) -> None:
         schema.call_contexts.c.canister_id == canister_id)).scalar()
     if not open_:
         conn.execute(schema.canisters.update().where(c.id == canister_id).values(status="stopped"))
+        # Every stop_canister call waiting for this is answered now.
+        w = schema.stop_waiters
+        for waiter in conn.execute(sa.select(w).where(w.c.canister_id == canister_id).order_by(w.c.id)).all():
+            deliver(conn, json.loads(waiter.origin), ("reply", b"DIDL\x00\x00", 0, ""))
+        conn.execute(w.delete().where(w.c.canister_id == canister_id))
+
+def wait_for_stop(conn: sa.Connection, canister_id: int, origin: Origin) -> None:
+    """Answer ``origin`` (a stop_canister call) once the canister has stopped."""
+    conn.execute(schema.stop_waiters.insert().values(canister_id=canister_id, origin=json.dumps(origin),
+                                                      created_at_ns=now_ns()))
 
 def new_ingress(conn: sa.Connection, canister_id: int, call: dict[str, Any]) -> int:
     """Record an ingress call that is waiting for its reply (its call context is open)."""

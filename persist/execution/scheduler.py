@@ -1,4 +1,8 @@
-"""Draining the message queue: queued messages oldest first, then due timers."""
+"""Draining the message queue: queued messages oldest first, then due timers.
+
+A message is a request to a canister, a response to a caller, or a call to the management
+canister (``persist.execution.management.dispatch.execute``).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from persist.execution.clock import now_ns
+from persist.execution.management import dispatch
 from persist.execution.messages import execute_request, execute_response, execute_timer
+from persist.execution.routing import MANAGEMENT_MESSAGE
 from persist.session import Store
 from persist.store import db, schema
 from persist.store.canisters import StaleStateError
@@ -34,7 +40,7 @@ def run_pending(store: Store, *, until: Callable[[], bool] | None = None, max_me
             break
         msg, due = _next_work(store, fired)
         if msg is not None:
-            _run_guarded(store, execute_request if msg.kind == "request" else execute_response, msg)
+            _run_guarded(store, _STEPS[msg.kind], msg)
             done += 1
             if on_message is not None:
                 on_message(int(msg.canister_id))
@@ -48,6 +54,13 @@ def run_pending(store: Store, *, until: Callable[[], bool] | None = None, max_me
             if on_message is not None:
                 on_message(int(row.id))
     return done
+
+_STEPS: dict[str, Callable[[Store, sa.Row[Any]], None]] = {
+    "request": execute_request,
+    "response": execute_response,
+    MANAGEMENT_MESSAGE: dispatch.execute,
+}
+
 
 def _due_timers_query() -> sa.Select[Any]:
     c = schema.canisters.c

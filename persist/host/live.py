@@ -26,7 +26,7 @@ from persist.host.runtime import Runtime
 from persist.host.stable_helper import STABLE_IMPORTS
 from persist.host.system_api import build_system_api
 from persist.host.system_api.context import CanisterView, MessageContext
-from persist.host.traps import HostTrap, trap_text
+from persist.host.traps import HostTrap, Trap, TrapKind, trap_text
 
 __all__ = ["INSTANTIATION_FUEL", "LiveCanister", "MessageResult"]
 
@@ -269,11 +269,11 @@ class LiveCanister:
                     raise HostTrap(f"the canister does not export {entry!r}")
                 export(self.store)
         except HostTrap as exc:
-            trap = str(exc)
+            trap = Trap(str(exc), exc.kind)
         except wasmtime.Trap as exc:
-            trap = trap_text(exc)
+            trap = trap_text(exc, fuel)
         except wasmtime.WasmtimeError as exc:
-            trap = f"Canister trapped: {str(exc).strip().splitlines()[0]}"
+            trap = Trap(f"Canister trapped: {str(exc).strip().splitlines()[0]}", TrapKind.TRAPPED)
         finally:
             self.ctx = None
         used = fuel - self.store.get_fuel()

@@ -8,9 +8,18 @@ from persist.errors import InvalidModuleError
 from persist.host.instrument import instrument
 from persist.host.module import ModuleInfo, parse_module
 from persist.host.stable_helper import helper_wat
-from persist.host.system_api import PROVIDED
+from persist.host.system_api import import_problem
 
 __all__ = ["Runtime"]
+
+
+def ic0_imports(module: wasmtime.Module) -> list[tuple[str, list[str], list[str]]]:
+    """The module's ``ic0`` function imports: name, parameter and result types."""
+    out = []
+    for imp in module.imports:
+        if imp.module == "ic0" and isinstance(imp.type, wasmtime.FuncType):
+            out.append((imp.name or "", [str(t) for t in imp.type.params], [str(t) for t in imp.type.results]))
+    return out
 
 
 class Runtime:
@@ -37,10 +46,9 @@ class Runtime:
         except wasmtime.WasmtimeError as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid module"
             raise InvalidModuleError(f"not a valid Wasm module: {first}") from exc
-        unknown = sorted({name for mod, name in info.imports if mod == "ic0" and name not in PROVIDED})
-        if unknown:
-            raise InvalidModuleError(
-                f"not a supported canister module: it imports ic0.{unknown[0]}, which graphcopy does not provide")
+        problem = import_problem(ic0_imports(module), info.memory is not None and info.memory.is_64)
+        if problem is not None:
+            raise InvalidModuleError(f"not a supported canister module: {problem}")
         self._modules[info.hash] = (info, module)
         return info, module
 

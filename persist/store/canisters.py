@@ -28,9 +28,11 @@ __all__ = [
     "canister_row_by_principal",
     "controller_row",
     "controllers_of",
+    "env_vars_of",
     "insert_ignore",
     "next_principal",
     "refuse_with_calls_in_flight",
+    "settings_of",
     "store_module",
 ]
 
@@ -67,6 +69,18 @@ def canister_row_by_principal(conn: sa.Connection, principal: bytes) -> sa.Row[A
 def controllers_of(row: sa.Row[Any]) -> list[bytes]:
     """The raw principals of the canister's controllers."""
     return [Principal.from_text(p).raw for p in json.loads(row.controllers)]
+
+
+def env_vars_of(row: sa.Row[Any]) -> list[tuple[str, str]]:
+    """The canister's environment variables, sorted by name."""
+    raw = getattr(row, "environment_variables", None)
+    return [(str(k), str(v)) for k, v in json.loads(raw)] if raw else []
+
+
+def settings_of(row: sa.Row[Any]) -> dict[str, Any]:
+    """The canister settings that were set (``canister_settings`` field name to value, JSON-ready)."""
+    raw = getattr(row, "settings", None)
+    return dict(json.loads(raw)) if raw else {}
 
 
 def controller_row(conn: sa.Connection, name: str, caller: Principal, lock_owner: str | None, *,

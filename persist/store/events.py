@@ -34,8 +34,12 @@ def last_log_seq(conn: sa.Connection, canister_id: int) -> int:
 
 
 def add_history(conn: sa.Connection, canister_id: int, kind: str, module_hash: str | None,
-                detail: dict[str, Any] | None = None) -> None:
-    """Append an entry to the canister's history."""
+                detail: dict[str, Any] | None = None, *, origin: dict[str, Any] | None = None,
+                canister_version: int | None = None) -> None:
+    """Append an entry to the canister's history: ``origin`` is who made the change
+    (``{"user": text}`` or ``{"canister": text, "version": n}``), ``canister_version`` the
+    canister's version after it (both for the management canister's ``canister_info``)."""
     conn.execute(schema.history.insert().values(
         canister_id=canister_id, time_ns=time.time_ns(), kind=kind, module_hash=module_hash,
-        detail=json.dumps(detail) if detail else None))
+        detail=json.dumps(detail) if detail else None, origin=json.dumps(origin) if origin else None,
+        canister_version=canister_version))

@@ -40,6 +40,8 @@ __all__ = [
     "snapshot_pages",
     "pipeline_locks",
     "wasm_chunks",
+    "stop_waiters",
+    "DEFAULT_CYCLES",
 ]
 
 NAMING_CONVENTION: dict[str, str] = {
@@ -56,6 +58,10 @@ metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 _BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 _ZERO = sa.text("0")
+
+#: The notional cycle balance of a canister nobody attached cycles to (100T; see
+#: ``persist.host.system_api.cycles``). The column default, so older rows get it too.
+DEFAULT_CYCLES = 100_000_000_000_000
 
 
 def _canister_fk() -> sa.ForeignKey:
@@ -113,6 +119,14 @@ canisters = sa.Table(
     # Revision 0004: the status of the "on low wasm memory" hook an imported IC snapshot carried
     # (condition_not_satisfied | ready | executed; NULL: unknown). graphcopy runs no such hook.
     sa.Column("on_low_wasm_memory_hook_status", sa.Text, nullable=True),
+    # Revision 0005 (the management canister): the canister that created this one (principal text;
+    # NULL for canisters a user created), the settings of canister_settings as JSON (only those set),
+    # the environment variables as a JSON list of [name, value] sorted by name, the cycle balance.
+    sa.Column("parent", sa.Text, nullable=True),
+    sa.Column("settings", sa.Text, nullable=True),
+    sa.Column("environment_variables", sa.Text, nullable=True),
+    sa.Column("cycles", sa.BigInteger, nullable=False, server_default=sa.text(str(DEFAULT_CYCLES))),
+    sa.Index("ix_canisters_parent", "parent"),
     sqlite_autoincrement=True,
 )
 
@@ -152,6 +166,10 @@ history = sa.Table(
     sa.Column("kind", sa.Text, nullable=False),
     sa.Column("module_hash", sa.Text, nullable=True),
     sa.Column("detail", sa.Text, nullable=True),  # JSON
+    # Revision 0005: who made the change (JSON: {"user": text} or {"canister": text, "version": n})
+    # and the canister's version after it, for canister_info.
+    sa.Column("origin", sa.Text, nullable=True),
+    sa.Column("canister_version", sa.BigInteger, nullable=True),
     sa.Index("ix_history_canister_id", "canister_id"),
     sqlite_autoincrement=True,
 )
@@ -227,7 +245,7 @@ snapshot_pages = sa.Table(
     "snapshot_pages",
     metadata,
     sa.Column("snapshot_id", _BigId, sa.ForeignKey("snapshots.id", ondelete="CASCADE"), primary_key=True),
-    sa.Column("kind", sa.Text, primary_key=True),  # 'heap' | 'stable'
+    sa.Column("kind", sa.Text, primary_key=True),  # 'heap' | 'stable' | 'chunk' (the Wasm chunk store, revision 0005)
     sa.Column("page_no", sa.BigInteger, primary_key=True),
     sa.Column("blob_hash", sa.Text, sa.ForeignKey("page_blobs.hash"), nullable=False),
     sa.Index("ix_snapshot_pages_blob_hash", "blob_hash"),
@@ -249,14 +267,29 @@ pipeline_locks = sa.Table(
     sa.Index("ix_pipeline_locks_canister", "canister"),
 )
 
-# The Wasm chunk store (revision 0004): chunks of a canister for install_chunked_code, by sha256
-# hex. Written by snapshot import (persist.store.wasm_chunks), read by snapshot export.
+# The Wasm chunk store of each canister (revision 0004; persist.store.chunks): chunks of at most
+# 1 MiB keyed by their sha256 (hex), as the management canister's upload_chunk stores them and
+# install_chunked_code reads them; snapshot import puts a snapshot directory's chunks in by hash.
 wasm_chunks = sa.Table(
     "wasm_chunks",
     metadata,
     sa.Column("canister_id", sa.Integer, _canister_fk(), primary_key=True),
     sa.Column("hash", sa.Text, primary_key=True),  # sha256 hex of data
     sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Column("created_at_ns", sa.BigInteger, nullable=False),
+)
+
+# stop_canister calls waiting for their canister to stop (no open call contexts left): answered
+# when it does, rejected if it is started again first.
+stop_waiters = sa.Table(
+    "stop_waiters",
+    metadata,
+    sa.Column("id", _BigId, primary_key=True, autoincrement=True),
+    sa.Column("canister_id", sa.Integer, _canister_fk(), nullable=False),
+    sa.Column("origin", sa.Text, nullable=False),  # JSON, as routing.deliver takes it
+    sa.Column("created_at_ns", sa.BigInteger, nullable=False),
+    sa.Index("ix_stop_waiters_canister_id", "canister_id"),
+    sqlite_autoincrement=True,
 )
 
 

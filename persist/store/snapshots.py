@@ -1,7 +1,8 @@
 """Snapshot rows and their content-addressed pages, in SQL.
 
-A snapshot holds a canister's module (by hash), its heap and stable pages, and its metadata
-(memory sizes, globals, timer, certified data, controllers, status, version, migration record).
+A snapshot holds a canister's module (by hash), its heap and stable pages, its Wasm chunk store
+(kind ``chunk``), and its metadata (memory sizes, globals, timer, certified data, controllers,
+status, version, migration record).
 Pages are content-addressed: ``page_blobs`` keeps each distinct 64 KiB page once (keyed by its
 sha256), and ``snapshot_pages`` maps every stored page of a snapshot to its blob. A snapshot
 therefore costs storage only for the pages no other snapshot already holds (``bytes_new``), and
@@ -28,6 +29,7 @@ from persist.store.canisters import StaleStateError, insert_ignore, refuse_with_
 from persist.store.events import add_history
 
 __all__ = [
+    "CHUNK_KIND",
     "UPGRADE_PURPOSE",
     "SnapshotInfo",
     "delete_all_snapshots",
@@ -36,11 +38,14 @@ __all__ = [
     "record_snapshot",
     "refuse_during_migration",
     "restore_snapshot",
+    "snapshot_chunks",
     "snapshot_info",
     "snapshot_row",
     "upgrade_snapshots",
 ]
 
+#: ``snapshot_pages.kind`` of the chunks of a snapshot's Wasm chunk store.
+CHUNK_KIND = "chunk"
 #: ``metadata["purpose"]`` of the snapshot ``graphcopy upgrade`` takes before it changes anything.
 UPGRADE_PURPOSE = "upgrade"
 # Migration phases during which the canister is blocked (see migrate.record; persist does not import migrate).
@@ -125,6 +130,31 @@ def _store_pages(conn: sa.Connection, snapshot_id: int, kind: str, canister_id: 
     return added
 
 
+def _store_chunks(conn: sa.Connection, snapshot_id: int, canister_id: int) -> int:
+    """Map the canister's Wasm chunk store into the snapshot (kind ``chunk``; a chunk's blob is keyed
+    by its sha256, the same key as in ``wasm_chunks``); returns the bytes of new blobs."""
+    w, pb = schema.wasm_chunks, schema.page_blobs
+    rows = conn.execute(sa.select(w.c.hash, w.c.data).where(w.c.canister_id == canister_id).order_by(w.c.hash)).all()
+    if not rows:
+        return 0
+    present = set(conn.execute(sa.select(pb.c.hash).where(pb.c.hash.in_([r.hash for r in rows]))).scalars())
+    new = [{"hash": r.hash, "data": bytes(r.data)} for r in rows if r.hash not in present]
+    if new:
+        conn.execute(insert_ignore(conn, pb, ["hash"]), new)
+    conn.execute(schema.snapshot_pages.insert(), [
+        {"snapshot_id": snapshot_id, "kind": CHUNK_KIND, "page_no": i, "blob_hash": r.hash}
+        for i, r in enumerate(rows)])
+    return sum(len(n["data"]) for n in new)
+
+
+def snapshot_chunks(conn: sa.Connection, snapshot_id: int) -> list[tuple[bytes, bytes]]:
+    """``(sha256, data)`` of every chunk of a snapshot's Wasm chunk store, in hash order."""
+    sp, pb = schema.snapshot_pages, schema.page_blobs
+    rows = conn.execute(sa.select(pb.c.hash, pb.c.data).join(sp, sp.c.blob_hash == pb.c.hash).where(
+        sp.c.snapshot_id == snapshot_id, sp.c.kind == CHUNK_KIND).order_by(pb.c.hash))
+    return [(bytes.fromhex(h), bytes(d)) for h, d in rows]
+
+
 def record_snapshot(conn: sa.Connection, row: sa.Row[Any], label: str | None, *, purpose: str | None,
                     upgrade_to: str | None) -> SnapshotInfo:
     """Snapshot the committed state of the canister ``row`` describes, in the caller's transaction."""
@@ -144,6 +174,7 @@ def record_snapshot(conn: sa.Connection, row: sa.Row[Any], label: str | None, *,
     snapshot_id = int(pk[0])
     added = _store_pages(conn, snapshot_id, pages.HEAP, row.id)
     added += _store_pages(conn, snapshot_id, pages.STABLE, row.id)
+    added += _store_chunks(conn, snapshot_id, row.id)
     s = schema.snapshots
     conn.execute(s.update().where(s.c.id == snapshot_id).values(bytes_new=added))
     snap = conn.execute(sa.select(s).where(s.c.id == snapshot_id)).one()
@@ -160,20 +191,36 @@ def snapshot_row(conn: sa.Connection, row: sa.Row[Any], snapshot_id: int) -> sa.
 
 
 def restore_snapshot(conn: sa.Connection, row: sa.Row[Any], snap: sa.Row[Any], *, history_kind: str,
-                     mark_rolled_back: bool = False) -> SnapshotInfo:
+                     mark_rolled_back: bool = False, system_state: bool = True,
+                     origin: dict[str, Any] | None = None, history_detail: dict[str, Any] | None = None
+                     ) -> SnapshotInfo:
     """Make the canister exactly the state ``snap`` holds (module, pages, metadata), bumping its
-    version; refused while it has open call contexts or queued messages."""
-    refuse_with_calls_in_flight(conn, row, "loading a snapshot")
+    version; refused while it has open call contexts or queued messages.
+
+    ``system_state=False`` is the management canister's ``load_canister_snapshot``: as on the IC
+    the snapshot replaces the canister's code and memories only (controllers, status and the
+    migration record stay; open call contexts are allowed, their callbacks run on the restored
+    state). ``origin`` and ``history_detail`` go into the history entry."""
+    if system_state:
+        refuse_with_calls_in_flight(conn, row, "loading a snapshot")
     meta = json.loads(snap.metadata)
+    values: dict[str, Any] = {
+        "module_hash": snap.module_hash, "heap_pages": int(snap.heap_pages), "stable_pages": int(snap.stable_pages),
+        "globals": meta["globals"], "timer_ns": int(meta["timer_ns"]),
+        "certified_data": bytes.fromhex(meta["certified_data"]) if meta["certified_data"] is not None else None,
+        "version": int(row.version) + 1, "updated_at_ns": time.time_ns()}
+    if system_state:
+        values.update(controllers=json.dumps(meta["controllers"]), status=meta["status"], migration=meta["migration"])
     c = schema.canisters.c
-    upd = conn.execute(schema.canisters.update().where(c.id == row.id, c.version == row.version).values(
-        module_hash=snap.module_hash, heap_pages=int(snap.heap_pages), stable_pages=int(snap.stable_pages),
-        globals=meta["globals"], timer_ns=int(meta["timer_ns"]),
-        certified_data=bytes.fromhex(meta["certified_data"]) if meta["certified_data"] is not None else None,
-        controllers=json.dumps(meta["controllers"]), status=meta["status"], migration=meta["migration"],
-        version=int(row.version) + 1, updated_at_ns=time.time_ns()))
+    upd = conn.execute(schema.canisters.update().where(c.id == row.id, c.version == row.version).values(**values))
     if upd.rowcount != 1:
         raise StaleStateError(f"canister {row.name!r} was changed by another process; retry")
+    w, sp, pb = schema.wasm_chunks, schema.snapshot_pages, schema.page_blobs
+    conn.execute(w.delete().where(w.c.canister_id == row.id))
+    conn.execute(w.insert().from_select(
+        ["canister_id", "hash", "data", "created_at_ns"],
+        sa.select(sa.literal(row.id, sa.Integer), pb.c.hash, pb.c.data, sa.literal(time.time_ns(), sa.BigInteger))
+        .join(pb, pb.c.hash == sp.c.blob_hash).where(sp.c.snapshot_id == snap.id, sp.c.kind == CHUNK_KIND)))
     for kind in (pages.HEAP, pages.STABLE):
         pages.delete_pages(conn, kind, row.id)
         table = schema.page_table(kind)
@@ -183,7 +230,9 @@ def restore_snapshot(conn: sa.Connection, row: sa.Row[Any], snap: sa.Row[Any], *
             sa.select(sa.literal(row.id, sa.Integer), sp.c.page_no, pb.c.data)
             .join(pb, pb.c.hash == sp.c.blob_hash)
             .where(sp.c.snapshot_id == snap.id, sp.c.kind == kind)))
-    add_history(conn, row.id, history_kind, snap.module_hash, {"snapshot_id": int(snap.id), "from": row.module_hash})
+    add_history(conn, row.id, history_kind, snap.module_hash,
+                {"snapshot_id": int(snap.id), "from": row.module_hash, **(history_detail or {})},
+                origin=origin, canister_version=int(row.version) + 1)
     if mark_rolled_back:
         meta["rolled_back_at_ns"] = time.time_ns()
         s = schema.snapshots

@@ -2,7 +2,7 @@
 
 An imported canister is created (or an existing one overwritten) with the state a snapshot
 directory describes; the pages themselves go through ``persist.store.pages`` and the chunks
-through ``persist.store.wasm_chunks``. ``snapshot_pages`` streams the pages of a graphcopy snapshot
+through ``persist.store.chunks``. ``snapshot_pages`` streams the pages of a graphcopy snapshot
 in page order for export. The public functions over an open store are in
 ``persist.api.snapshot_transfer``; everything here works in the caller's transaction.
 """

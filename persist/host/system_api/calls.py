@@ -3,6 +3,11 @@
 A call is built with ``call_new``, then ``call_on_cleanup``, ``call_data_append``,
 ``call_cycles_add128`` and ``call_with_best_effort_response``, and queued by ``call_perform``. It
 is sent only if the message that made it commits (``persist.execution`` routes it).
+
+Attached cycles leave the canister's (notional) balance; attaching more than it holds traps with
+the replica's out-of-cycles text. A composite query may build calls, but graphcopy does not run
+composite-query calls: ``call_perform`` answers ``SYS_TRANSIENT`` (2), which the caller sees as a
+failed call, never as a trap.
 """
 
 from __future__ import annotations
@@ -11,34 +16,42 @@ from collections.abc import Callable
 from typing import Any
 
 from persist.host.system_api.context import (
+    COMPOSITE_QUERY,
+    COMPOSITE_REJECT,
+    COMPOSITE_REPLY,
     MAX_PRINCIPAL_LEN,
-    REJECT,
-    REPLY,
-    TIMER,
-    UPDATE,
+    REJECT_SYS_TRANSIENT,
     Callback,
     OutgoingCall,
     SystemEnv,
 )
-from persist.host.traps import HostTrap
+from persist.host.system_api.spec import Ic0, ic0
+from persist.host.traps import HostTrap, TrapKind
+from persist.principal import Principal
 
 MAX_METHOD_NAME = 20_000
+U64_MASK = 0xFFFF_FFFF_FFFF_FFFF
 
-_CALLERS = frozenset({UPDATE, REPLY, REJECT, TIMER})
-AVAILABLE: dict[str, frozenset[str]] = {
-    "call_new": _CALLERS,
-    "call_on_cleanup": _CALLERS,
-    "call_data_append": _CALLERS,
-    "call_cycles_add128": _CALLERS,
-    "call_with_best_effort_response": _CALLERS,
-    "call_perform": _CALLERS,
+CALLERS = "U CQ Ry Rt CRy CRt T"
+SPEC: dict[str, Ic0] = {
+    "call_new": ic0("(callee_src : I, callee_size : I, name_src : I, name_size : I, reply_fun : I, "
+                    "reply_env : I, reject_fun : I, reject_env : I) -> ()", CALLERS),
+    "call_on_cleanup": ic0("(fun : I, env : I) -> ()", CALLERS),
+    "call_data_append": ic0("(src : I, size : I) -> ()", CALLERS),
+    "call_with_best_effort_response": ic0("(timeout_seconds : i32) -> ()", CALLERS),
+    "call_cycles_add128": ic0("(amount_high : i64, amount_low : i64) -> ()", "U Ry Rt T"),
+    "call_perform": ic0("() -> i32", CALLERS),
+    "call_cycles_add": ic0("(amount : i64) -> ()", "U Ry Rt T", i32_only=True),
 }
+AVAILABLE: dict[str, frozenset[str]] = {name: fn.kinds for name, fn in SPEC.items()}
+_COMPOSITE = frozenset({COMPOSITE_QUERY, COMPOSITE_REPLY, COMPOSITE_REJECT})
 
 
 def functions(env: SystemEnv) -> dict[str, Callable[..., Any]]:
     """This area's ``ic0`` functions, closed over one canister's environment."""
     ctx_for, heap_read = env.ctx_for, env.heap_read
-    limits = env.canister.limits
+    live = env.canister
+    limits = live.limits
 
     def call_new(callee_src: int, callee_size: int, name_src: int, name_size: int,
                  reply_fun: int, reply_env: int, reject_fun: int, reject_env: int) -> None:
@@ -70,10 +83,23 @@ def functions(env: SystemEnv) -> dict[str, Callable[..., Any]]:
         if len(call.arg) > limits.max_request_bytes:
             raise HostTrap(f"ic0.call_data_append: call payload larger than {limits.max_request_bytes} bytes")
 
+    def add_cycles(name: str, amount: int) -> None:
+        ctx = ctx_for(name)
+        call = pending(name)
+        available = ctx.cycle_balance()
+        if amount > available:
+            who = Principal(live.principal).to_text()
+            text = (f"Canister {who} is out of cycles: please top up the canister with at least "
+                    f"{amount - available} additional cycles" if ctx.caller in live.controllers
+                    else f"Canister {who} is out of cycles")
+            raise HostTrap(text, TrapKind.OUT_OF_CYCLES)
+        call.cycles += amount
+
     def call_cycles_add128(high: int, low: int) -> None:
-        call = pending("call_cycles_add128")
-        # Cycles are not metered by graphcopy: what is attached is refunded in full.
-        call.cycles += ((high & 0xFFFF_FFFF_FFFF_FFFF) << 64) | (low & 0xFFFF_FFFF_FFFF_FFFF)
+        add_cycles("call_cycles_add128", ((high & U64_MASK) << 64) | (low & U64_MASK))
+
+    def call_cycles_add(amount: int) -> None:
+        add_cycles("call_cycles_add", amount & U64_MASK)
 
     def call_with_best_effort_response(timeout_seconds: int) -> None:
         call = pending("call_with_best_effort_response")
@@ -85,7 +111,10 @@ def functions(env: SystemEnv) -> dict[str, Callable[..., Any]]:
         ctx = ctx_for("call_perform")
         call = pending("call_perform")
         ctx.pending_call = None
+        if ctx.kind in _COMPOSITE:
+            return REJECT_SYS_TRANSIENT  # not sent; the attached cycles stay with the canister
         ctx.calls.append(call)
+        ctx.cycles_sent += call.cycles
         return 0
 
     return {
@@ -95,4 +124,5 @@ def functions(env: SystemEnv) -> dict[str, Callable[..., Any]]:
         "call_cycles_add128": call_cycles_add128,
         "call_with_best_effort_response": call_with_best_effort_response,
         "call_perform": call_perform,
+        "call_cycles_add": call_cycles_add,
     }

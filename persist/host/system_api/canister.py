@@ -1,41 +1,25 @@
-"""``ic0`` functions about the canister itself: its id, status, version, controllers, certified data."""
+"""``ic0`` functions about the canister itself: its id, status, version, controllers, execution mode."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-from persist.host.system_api.context import (
-    CLEANUP,
-    INIT,
-    MAX_PRINCIPAL_LEN,
-    NOT_START,
-    POST_UPGRADE,
-    PRE_UPGRADE,
-    QUERY,
-    REJECT,
-    REPLY,
-    TIMER,
-    UPDATE,
-    SystemEnv,
-)
+from persist.host.system_api.context import MAX_PRINCIPAL_LEN, SystemEnv
+from persist.host.system_api.spec import Ic0, ic0
 from persist.host.traps import HostTrap
 
 CANISTER_STATUS_CODES = {"running": 1, "stopping": 2, "stopped": 3}
-MAX_CERTIFIED_DATA = 32
 
-AVAILABLE: dict[str, frozenset[str]] = {
-    "canister_self_size": NOT_START,
-    "canister_self_copy": NOT_START,
-    "canister_status": NOT_START,
-    "canister_version": NOT_START,
-    "is_controller": NOT_START,
-    "in_replicated_execution": NOT_START,
-    "certified_data_set": frozenset({INIT, PRE_UPGRADE, POST_UPGRADE, UPDATE, REPLY, REJECT, CLEANUP, TIMER}),
-    "data_certificate_present": NOT_START,
-    "data_certificate_size": frozenset({QUERY}),
-    "data_certificate_copy": frozenset({QUERY}),
+SPEC: dict[str, Ic0] = {
+    "canister_self_size": ic0("() -> I", "*"),
+    "canister_self_copy": ic0("(dst : I, offset : I, size : I) -> ()", "*"),
+    "canister_status": ic0("() -> i32", "*"),
+    "canister_version": ic0("() -> i64", "*"),
+    "is_controller": ic0("(src : I, size : I) -> i32", "* s"),
+    "in_replicated_execution": ic0("() -> i32", "* s"),
 }
+AVAILABLE: dict[str, frozenset[str]] = {name: fn.kinds for name, fn in SPEC.items()}
 
 
 def functions(env: SystemEnv) -> dict[str, Callable[..., Any]]:
@@ -68,22 +52,6 @@ def functions(env: SystemEnv) -> dict[str, Callable[..., Any]]:
     def in_replicated_execution() -> int:
         return 1 if ctx_for("in_replicated_execution").replicated else 0
 
-    def certified_data_set(src: int, size: int) -> None:
-        ctx_for("certified_data_set")
-        if size > MAX_CERTIFIED_DATA:
-            raise HostTrap(f"ic0.certified_data_set: certified data of {size} bytes is more than {MAX_CERTIFIED_DATA}")
-        live.certified_data = heap_read(src, size)
-
-    def data_certificate_present() -> int:
-        ctx_for("data_certificate_present")
-        return 0  # graphcopy issues no certificates
-
-    def no_certificate(name: str) -> Callable[..., Any]:
-        def f(*_: int) -> Any:
-            ctx_for(name)
-            raise HostTrap(f"ic0.{name}: no data certificate is present")
-        return f
-
     return {
         "canister_self_size": canister_self_size,
         "canister_self_copy": canister_self_copy,
@@ -91,8 +59,4 @@ def functions(env: SystemEnv) -> dict[str, Callable[..., Any]]:
         "canister_version": canister_version,
         "is_controller": is_controller,
         "in_replicated_execution": in_replicated_execution,
-        "certified_data_set": certified_data_set,
-        "data_certificate_present": data_certificate_present,
-        "data_certificate_size": no_certificate("data_certificate_size"),
-        "data_certificate_copy": no_certificate("data_certificate_copy"),
     }

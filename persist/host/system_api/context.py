@@ -19,6 +19,10 @@ from persist.host.traps import HostTrap
 __all__ = [
     "ALL_KINDS",
     "CLEANUP",
+    "COMPOSITE_CLEANUP",
+    "COMPOSITE_QUERY",
+    "COMPOSITE_REJECT",
+    "COMPOSITE_REPLY",
     "INIT",
     "INSPECT",
     "MAX_PRINCIPAL_LEN",
@@ -32,9 +36,12 @@ __all__ = [
     "REJECT_DESTINATION_INVALID",
     "REJECT_SYS_FATAL",
     "REJECT_SYS_TRANSIENT",
+    "REJECT_SYS_UNKNOWN",
+    "REPLICATED_QUERY",
     "REPLY",
     "START",
     "TIMER",
+    "TRANSFORM_QUERY",
     "UPDATE",
     "Callback",
     "CanisterView",
@@ -43,19 +50,27 @@ __all__ = [
     "SystemEnv",
 ]
 
-# Message kinds, named as in the interface spec's availability table.
+# Message kinds, one for each letter of the interface spec's availability table ("Overview of
+# imports"): s, I (init and post_upgrade), G, U, RQ, NRQ ("query": a query call, or a query run for
+# its reply only), TQ, CQ, Ry, Rt, CRy, CRt, C, CC, F and T. graphcopy never runs TQ (no HTTP
+# outcalls) nor the composite-query callbacks (composite queries make no calls here); they are
+# named so that the tables say what the spec says.
 START, INIT, PRE_UPGRADE, POST_UPGRADE = "start", "init", "pre_upgrade", "post_upgrade"
 UPDATE, QUERY, REPLY, REJECT, CLEANUP, TIMER = "update", "query", "reply", "reject", "cleanup", "timer"
 INSPECT = "inspect"
+REPLICATED_QUERY, TRANSFORM_QUERY, COMPOSITE_QUERY = "replicated query", "transform query", "composite query"
+COMPOSITE_REPLY, COMPOSITE_REJECT, COMPOSITE_CLEANUP = "composite reply", "composite reject", "composite cleanup"
 
-ALL_KINDS = frozenset({START, INIT, PRE_UPGRADE, POST_UPGRADE, UPDATE, QUERY, REPLY, REJECT, CLEANUP, TIMER, INSPECT})
+ALL_KINDS = frozenset({START, INIT, PRE_UPGRADE, POST_UPGRADE, UPDATE, REPLICATED_QUERY, QUERY, TRANSFORM_QUERY,
+                       COMPOSITE_QUERY, REPLY, REJECT, COMPOSITE_REPLY, COMPOSITE_REJECT, CLEANUP, COMPOSITE_CLEANUP,
+                       TIMER, INSPECT})
 NOT_START = ALL_KINDS - {START}
 
 #: The longest principal the IC accepts (bytes).
 MAX_PRINCIPAL_LEN = 29
 
 REJECT_SYS_FATAL, REJECT_SYS_TRANSIENT, REJECT_DESTINATION_INVALID = 1, 2, 3
-REJECT_CANISTER_REJECT, REJECT_CANISTER_ERROR = 4, 5
+REJECT_CANISTER_REJECT, REJECT_CANISTER_ERROR, REJECT_SYS_UNKNOWN = 4, 5, 6
 
 
 @dataclass
@@ -115,6 +130,24 @@ class MessageContext:
     cycles_accepted: int = 0
     replicated: bool = True
     accepted_message: bool = False
+    # What the canister's row says when the message starts: its environment variables (sorted by
+    # name, as the IC keeps them) and its cycle balance (a callback's refund already added).
+    env_vars: list[tuple[str, str]] = field(default_factory=list)
+    cycles_balance: int = 0
+    # Cycles attached to the calls performed so far, and burned with ic0.cycles_burn128.
+    cycles_sent: int = 0
+    cycles_burned: int = 0
+
+    def cycle_balance(self) -> int:
+        """The balance as the canister sees it now: accepted cycles in, sent and burned cycles out,
+        and the cycles attached to the call under construction held back (the spec's
+        ``canister_cycle_balance128``)."""
+        pending = self.pending_call.cycles if self.pending_call is not None else 0
+        return self.cycles_balance + self.cycles_accepted - self.cycles_sent - self.cycles_burned - pending
+
+    def cycle_delta(self) -> int:
+        """How much this message changes the canister's balance if it commits."""
+        return self.cycles_accepted - self.cycles_sent - self.cycles_burned
 
 
 class CanisterView(Protocol):

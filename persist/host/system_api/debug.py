@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from persist.host.system_api.context import ALL_KINDS, SystemEnv
-from persist.host.traps import HostTrap
+from persist.host.system_api.context import SystemEnv
+from persist.host.system_api.spec import Ic0, ic0
+from persist.host.traps import HostTrap, TrapKind
 
-AVAILABLE: dict[str, frozenset[str]] = {
-    "debug_print": ALL_KINDS,
-    "trap": ALL_KINDS,
+SPEC: dict[str, Ic0] = {
+    "debug_print": ic0("(src : I, size : I) -> ()", "* s"),
+    "trap": ic0("(src : I, size : I) -> ()", "* s"),
 }
+AVAILABLE: dict[str, frozenset[str]] = {name: fn.kinds for name, fn in SPEC.items()}
 
 
 def functions(env: SystemEnv) -> dict[str, Callable[..., Any]]:
@@ -25,6 +27,6 @@ def functions(env: SystemEnv) -> dict[str, Callable[..., Any]]:
     def trap(src: int, size: int) -> None:
         ctx_for("trap")
         text = heap_read(src, size).decode("utf-8", errors="replace")
-        raise HostTrap(f"Canister called `ic0.trap` with message: '{text}'")
+        raise HostTrap(f"Canister called `ic0.trap` with message: '{text}'", TrapKind.CALLED_TRAP)
 
     return {"debug_print": debug_print, "trap": trap}

@@ -5,37 +5,28 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from persist.host.system_api.context import (
-    INIT,
-    INSPECT,
-    POST_UPGRADE,
-    PRE_UPGRADE,
-    QUERY,
-    REJECT,
-    REJECT_CANISTER_REJECT,
-    REPLY,
-    UPDATE,
-    MessageContext,
-    SystemEnv,
-)
+from persist.host.system_api.context import REJECT_CANISTER_REJECT, MessageContext, SystemEnv
+from persist.host.system_api.spec import Ic0, ic0
 from persist.host.traps import HostTrap
 
-AVAILABLE: dict[str, frozenset[str]] = {
-    "msg_arg_data_size": frozenset({INIT, POST_UPGRADE, UPDATE, QUERY, REPLY, INSPECT}),
-    "msg_arg_data_copy": frozenset({INIT, POST_UPGRADE, UPDATE, QUERY, REPLY, INSPECT}),
-    "msg_caller_size": frozenset({INIT, PRE_UPGRADE, POST_UPGRADE, UPDATE, QUERY, INSPECT}),
-    "msg_caller_copy": frozenset({INIT, PRE_UPGRADE, POST_UPGRADE, UPDATE, QUERY, INSPECT}),
-    "msg_method_name_size": frozenset({INSPECT}),
-    "msg_method_name_copy": frozenset({INSPECT}),
-    "accept_message": frozenset({INSPECT}),
-    "msg_deadline": frozenset({UPDATE, QUERY, REPLY, REJECT}),
-    "msg_reject_code": frozenset({REPLY, REJECT}),
-    "msg_reject_msg_size": frozenset({REJECT}),
-    "msg_reject_msg_copy": frozenset({REJECT}),
-    "msg_reply_data_append": frozenset({UPDATE, QUERY, REPLY, REJECT}),
-    "msg_reply": frozenset({UPDATE, QUERY, REPLY, REJECT}),
-    "msg_reject": frozenset({UPDATE, QUERY, REPLY, REJECT}),
+COPY = "(dst : I, offset : I, size : I) -> ()"
+SPEC: dict[str, Ic0] = {
+    "msg_arg_data_size": ic0("() -> I", "I U RQ NRQ TQ CQ Ry CRy F"),
+    "msg_arg_data_copy": ic0(COPY, "I U RQ NRQ TQ CQ Ry CRy F"),
+    "msg_caller_size": ic0("() -> I", "*"),
+    "msg_caller_copy": ic0(COPY, "*"),
+    "msg_reject_code": ic0("() -> i32", "Ry Rt CRy CRt C"),
+    "msg_reject_msg_size": ic0("() -> I", "Rt CRt"),
+    "msg_reject_msg_copy": ic0(COPY, "Rt CRt"),
+    "msg_deadline": ic0("() -> i64", "U Q CQ Ry Rt CRy CRt"),
+    "msg_reply_data_append": ic0("(src : I, size : I) -> ()", "U RQ NRQ TQ CQ Ry Rt CRy CRt"),
+    "msg_reply": ic0("() -> ()", "U RQ NRQ TQ CQ Ry Rt CRy CRt"),
+    "msg_reject": ic0("(src : I, size : I) -> ()", "U RQ NRQ TQ CQ Ry Rt CRy CRt"),
+    "msg_method_name_size": ic0("() -> I", "F"),
+    "msg_method_name_copy": ic0(COPY, "F"),
+    "accept_message": ic0("() -> ()", "F"),
 }
+AVAILABLE: dict[str, frozenset[str]] = {name: fn.kinds for name, fn in SPEC.items()}
 
 
 def functions(env: SystemEnv) -> dict[str, Callable[..., Any]]:
@@ -56,8 +47,9 @@ def functions(env: SystemEnv) -> dict[str, Callable[..., Any]]:
         copy_out("msg_caller_copy", ctx_for("msg_caller_copy").caller, dst, offset, size)
 
     def msg_reject_code() -> int:
-        ctx = ctx_for("msg_reject_code")
-        return ctx.reject_code if ctx.kind == REJECT else 0
+        # 0 ("no error") in a reply callback; a cleanup callback sees the code of the response
+        # whose callback trapped.
+        return ctx_for("msg_reject_code").reject_code
 
     def msg_reject_msg_size() -> int:
         return len(ctx_for("msg_reject_msg_size").reject_message.encode())
