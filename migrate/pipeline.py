@@ -51,7 +51,7 @@ import sqlalchemy as sa
 from persist.errors import GraphcopyError
 from persist.session import Store, open_store
 from persist.store import db, locks, schema
-from persist.store.canisters import insert_ignore
+from persist.store.canisters import DELETED, insert_ignore
 
 __all__ = [
     "STEPS",
@@ -206,7 +206,8 @@ def load_pipeline(path: str | Path) -> Pipeline:
 
 
 def _matching(conn: sa.Connection, pipeline: Pipeline) -> list[str]:
-    names = conn.execute(sa.select(schema.canisters.c.name).order_by(schema.canisters.c.name)).scalars().all()
+    c = schema.canisters.c
+    names = conn.execute(sa.select(c.name).where(c.status != DELETED).order_by(c.name)).scalars().all()
     return [n for n in names if any(fnmatch.fnmatchcase(n, pat) for pat in pipeline.canisters)]
 
 
@@ -235,16 +236,30 @@ def pipeline_status(store: Store, pipeline: Pipeline) -> list[CanisterState]:
 # -------------------------------------------------------------------------------------------- claims
 
 
-def _register(store: Store, pipeline: Pipeline) -> list[str]:
-    """Insert a pending row for every matching canister (existing rows are kept)."""
+def _register(store: Store, pipeline: Pipeline) -> tuple[list[str], list[str]]:
+    """Insert a pending row for every matching canister (existing rows are kept), and make the
+    canisters an earlier run failed or rolled back pending again: a rerun retries them. Returns the
+    matching names and the retried ones. PipelineError when no canister matches."""
     now = time.time_ns()
+    pl = schema.pipeline_locks
     with db.transaction(store.engine) as conn:
         names = _matching(conn, pipeline)
-        if names:
-            conn.execute(insert_ignore(conn, schema.pipeline_locks), [
-                {"pipeline": pipeline.key, "canister": n, "state": PENDING, "owner": None, "heartbeat_ns": 0,
-                 "attempts": 0, "error": None, "detail": None, "updated_at_ns": now} for n in names])
-    return names
+        if not names:
+            raise PipelineError(f"pipeline {pipeline.name}: no canister matches {', '.join(pipeline.canisters)} "
+                                "(see `graphcopy list`)")
+        conn.execute(insert_ignore(conn, pl), [
+            {"pipeline": pipeline.key, "canister": n, "state": PENDING, "owner": None, "heartbeat_ns": 0,
+             "attempts": 0, "error": None, "detail": None, "updated_at_ns": now} for n in names])
+        mine = (pl.c.pipeline == pipeline.key, pl.c.canister.in_(names))
+        retried = sorted(conn.execute(sa.select(pl.c.canister).where(
+            *mine, pl.c.state.in_((FAILED, ROLLED_BACK)))).scalars())
+        # A rolled-back canister is back where it started: check and record it afresh. A failed one was
+        # left as it was (perhaps upgraded): keep its "before" replies and its snapshot.
+        conn.execute(pl.update().where(*mine, pl.c.state == ROLLED_BACK).values(
+            state=PENDING, owner=None, detail=None, updated_at_ns=now))
+        conn.execute(pl.update().where(*mine, pl.c.state == FAILED).values(
+            state=PENDING, owner=None, updated_at_ns=now))
+    return names, retried
 
 
 def _claim_next(store: Store, pipeline: Pipeline, owner: str) -> tuple[str, dict[str, Any]] | None:
@@ -335,8 +350,9 @@ def _hook(spec: str, pipeline: Pipeline) -> Callable[[Store, str], Any]:
 
 
 def _query_replies(store: Store, name: str, pipeline: Pipeline) -> dict[str, str]:
+    """The verify queries' replies, as one-line Candid text (typed by the module's interface)."""
     from persist import api
-    from persist.candid import encode_args, format_args
+    from persist.candid import encode_args, format_args_idl
 
     iface = api.interface(store, name)
     out: dict[str, str] = {}
@@ -347,7 +363,7 @@ def _query_replies(store: Store, name: str, pipeline: Pipeline) -> dict[str, str
         res = api.call(store, name, v.query, encode_args(v.args, sig.args if sig else None))
         if res.kind != "query":
             raise PipelineError(f"verify method {name}.{v.query} is an update, not a query")
-        out[v.label()] = format_args(res.reply, sig.rets if sig else None)
+        out[v.label()] = format_args_idl(res.reply, sig.rets if sig else None)
     return out
 
 
@@ -390,6 +406,8 @@ def _migrate_one(store: Store, pipeline: Pipeline, name: str, detail: dict[str, 
             emit("destabilize", "destabilized")
     if "verify" in pipeline.steps:
         after = _query_replies(store, name, pipeline)
+        detail["after"] = after
+        _set(store, pipeline, name, owner, detail=detail)
         for label, reply in (detail.get("before") or {}).items():
             if after.get(label) != reply:
                 raise PipelineError(f"verify {label}: {reply} before the upgrade, {after.get(label)} after")
@@ -423,7 +441,8 @@ def _work(store: Store, pipeline: Pipeline, owner: str, on_event: EventFn) -> No
             try:
                 _migrate_one(store, pipeline, name, detail, emit, owner)
             except Exception as exc:
-                message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                # One line, but all of it (a reply printed over several lines must not lose its end).
+                message = " ".join(line.strip() for line in str(exc).splitlines()) or type(exc).__name__
                 if not isinstance(exc, GraphcopyError):
                     message = f"{type(exc).__name__}: {message}"
                     traceback.print_exc()
@@ -462,9 +481,11 @@ def run_pipeline(url_or_store: str | Store, pipeline: Pipeline, workers: int = 1
     ``workers=1`` runs in this process (on the given store); more spawn worker processes that open
     their own store on the same URL. ``on_event(dict)`` gets one event per step of each canister
     (``canister``, ``event``: claimed / check / snapshot / stabilize / upgrade / destabilize / verify /
-    skipped / done / failed / rolled-back / worker-died, ``owner``, ``message``). Canisters done by an
-    earlier run of the same pipeline are not touched again; a canister a killed worker left running is
-    taken over (immediately if its process is gone from this host, else after its heartbeat goes stale).
+    skipped / done / failed / rolled-back / worker-died / retry, ``owner``, ``message``). Canisters
+    done by an earlier run of the same pipeline are not touched again; those it failed or rolled back
+    are tried again; a canister a killed worker left running is taken over (immediately if its
+    process is gone from this host, else after its heartbeat goes stale). PipelineError (nothing
+    done) when the pipeline's patterns match no canister.
     """
     if workers < 1:
         raise PipelineError("workers must be at least 1")
@@ -473,7 +494,10 @@ def run_pipeline(url_or_store: str | Store, pipeline: Pipeline, workers: int = 1
     own = isinstance(url_or_store, str)
     store = open_store(url_or_store) if isinstance(url_or_store, str) else url_or_store
     try:
-        _register(store, pipeline)
+        _, retried = _register(store, pipeline)
+        for name in retried:
+            emit({"canister": name, "event": "retry", "owner": None,
+                  "message": "failed or rolled back in an earlier run: trying again", "time_ns": time.time_ns()})
         if workers == 1:
             saved = store.lock_owner, store.limits.performance_counter_scale
             try:

@@ -1,4 +1,9 @@
-"""The public functions that talk to a canister: call (update or query), its interface, a method's kind."""
+"""The public functions that talk to a canister: call (update or query), its interface, a method's kind.
+
+:func:`interface` is the one place that answers "which Candid types does this canister's method
+take and return" (the module's ``candid:service``, or a ``.did`` text the caller gives instead);
+the CLI and scripts type their arguments and print replies with it.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,13 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from persist.errors import CanisterRejectError, CanisterStateError, CanisterTrapError, MethodNotFoundError
+from persist.errors import (
+    CanisterRejectError,
+    CanisterStateError,
+    CanisterTrapError,
+    InvalidArgumentError,
+    MethodNotFoundError,
+)
 from persist.execution import instances, messages, scheduler
 from persist.execution.install_code import EMPTY_ARGS
 from persist.host.live import LiveCanister
@@ -21,7 +32,10 @@ from persist.store.canisters import canister_row
 if TYPE_CHECKING:
     from persist.candid import ServiceInterface
 
-__all__ = ["CallResult", "call", "interface", "method_kind", "module_interface"]
+__all__ = ["CALL_KINDS", "CallResult", "call", "interface", "method_kind", "module_interface"]
+
+#: What ``call(kind=...)`` accepts: how the caller means to call the method (dfx's ``--query`` / ``--update``).
+CALL_KINDS = ("query", "update")
 
 
 @dataclass
@@ -35,8 +49,13 @@ class CallResult:
     instructions: int = 0
 
 
-def interface(store: Store, name: str) -> ServiceInterface | None:
-    """The canister's Candid interface (from its module's custom sections), if it has one."""
+def interface(store: Store, name: str, *, did: str | None = None) -> ServiceInterface | None:
+    """The canister's Candid interface: ``did`` (the text of a ``.did`` file, dfx's ``--candid``)
+    when given, else its module's custom sections; None if it has none."""
+    from persist.candid import parse_service
+
+    if did is not None:
+        return parse_service(did)
     with db.read_transaction(store.engine) as conn:
         row = canister_row(conn, name)
         if row.module_hash is None:
@@ -89,13 +108,29 @@ def _raise_for(name: str, method: str, response: tuple[str, bytes, int, str] | N
     raise CanisterRejectError(code, text)
 
 
-def call(store: Store, name: str, method: str, arg: bytes = EMPTY_ARGS, *,
+def _check_kind(name: str, method: str, kind: str, wanted: str | None) -> None:
+    """dfx's ``--query`` / ``--update``: refused when they contradict how the module exports the method."""
+    if wanted is None or wanted == kind:
+        return
+    if wanted not in CALL_KINDS:
+        raise InvalidArgumentError(f"unknown call kind {wanted!r}: use query or update")
+    if wanted == "query":
+        raise InvalidArgumentError(
+            f"`{method}` is an update method of {name!r}, not a query method; run the command without --query")
+    raise InvalidArgumentError(
+        f"`{method}` is a query method of {name!r}: it runs as a query (its changes are discarded either way); "
+        "run the command without --update")
+
+
+def call(store: Store, name: str, method: str, arg: bytes = EMPTY_ARGS, *, kind: str | None = None,
          on_message: Callable[[int], None] | None = None) -> CallResult:
     """Call ``method`` as the store's identity: an update commits, a query discards its changes.
 
-    Raises CanisterTrapError (the canister's trap message; nothing changed) or CanisterRejectError.
-    Queued messages the call causes (callbacks, self-calls, other canisters) run before it returns;
-    ``on_message`` is called after each of them (see ``execution.run_pending``).
+    ``kind`` ("query" or "update") says how the caller means to call it; InvalidArgumentError
+    (nothing runs) when the module exports the method the other way. Raises CanisterTrapError (the
+    canister's trap message; nothing changed) or CanisterRejectError. Queued messages the call
+    causes (callbacks, self-calls, other canisters) run before it returns; ``on_message`` is called
+    after each of them (see ``execution.run_pending``).
     """
     with db.read_transaction(store.engine) as conn:
         row = canister_row(conn, name)
@@ -107,7 +142,9 @@ def call(store: Store, name: str, method: str, arg: bytes = EMPTY_ARGS, *,
     if row.module_hash is None:
         raise CanisterStateError(f"canister {name!r} is empty: install a module first (`graphcopy install`)")
     live = instances.live_canister(store, row)
+    wanted = kind
     kind = _kind_of(live, name, method)
+    _check_kind(name, method, kind, wanted)
     if row.status != "running":
         raise CanisterStateError(f"canister {name!r} is {row.status}; run `graphcopy start {name}` first")
     if kind == "query":

@@ -27,7 +27,7 @@ from persist.errors import (
     CanisterExistsError,
     CanisterStateError,
     CanisterTrapError,
-    GraphcopyError,
+    InvalidArgumentError,
     NotAuthorizedError,
     UpgradeOptionError,
 )
@@ -64,6 +64,7 @@ class InstallResult:
     instructions: int
     heap_bytes: int
     stable_bytes: int
+    snapshot_id: int | None = None  # the snapshot a reinstall took first (``graphcopy snapshot load`` restores it)
 
 
 @dataclass
@@ -88,7 +89,8 @@ def install_module(store: Store, name: str, wasm: bytes, *, arg: bytes = EMPTY_A
     invalid module changes nothing (a new canister is not even created).
     """
     if mode not in INSTALL_MODES:
-        raise GraphcopyError(f"unknown install mode {mode!r}: use install or reinstall (upgrades: graphcopy upgrade)")
+        raise InvalidArgumentError(
+            f"unknown install mode {mode!r}: use install or reinstall (upgrades: graphcopy upgrade)")
     info, module = store.runtime.load_module(wasm)
     with db.read_transaction(store.engine) as conn:
         row = conn.execute(sa.select(schema.canisters).where(schema.canisters.c.name == name)).first()
@@ -233,7 +235,7 @@ def upgrade_code(
         try:
             new = LiveCanister(
                 store.runtime, info, module, principal=old.principal, controllers=old.controllers,
-                status=row.status, limits=store.limits, heap_pages=0, heap_data=[],
+                status=row.status, limits=old.limits, heap_pages=0, heap_data=[],
                 stable_pages=old.stable_pages, stable_source=stable_source(store, row.id),
                 stable_stored=None, globals_=None, timer_ns=0, run_start=True, predecessor=old, keep_heap=keep)
         except BaseException:

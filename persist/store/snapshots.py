@@ -28,6 +28,8 @@ from persist.store.canisters import StaleStateError, insert_ignore
 from persist.store.events import add_history
 
 __all__ = [
+    "DELETE_PURPOSE",
+    "REINSTALL_PURPOSE",
     "UPGRADE_PURPOSE",
     "SnapshotInfo",
     "delete_all_snapshots",
@@ -43,6 +45,10 @@ __all__ = [
 
 #: ``metadata["purpose"]`` of the snapshot ``graphcopy upgrade`` takes before it changes anything.
 UPGRADE_PURPOSE = "upgrade"
+#: ... that a reinstall takes before it wipes the canister (``graphcopy rollback`` undoes a reinstall too).
+REINSTALL_PURPOSE = "reinstall"
+#: ... that a delete takes and keeps (with a tombstone row, see ``persist.store.canisters``).
+DELETE_PURPOSE = "delete"
 # Migration phases during which the canister is blocked (see migrate.record; persist does not import migrate).
 _UNFINISHED_PHASES = ("stabilizing", "stabilized", "upgrading", "upgraded", "destabilizing", "failed")
 _BATCH = pages.BATCH_PAGES
@@ -64,6 +70,7 @@ class SnapshotInfo:
     purpose: str | None = None
     upgrade_to: str | None = None
     rolled_back_at_ns: int | None = None
+    deleted_principal: str | None = None  # set when the snapshot belongs to a deleted canister of this name
 
 
 def migration_in_progress(row: sa.Row[Any]) -> bool:
@@ -222,8 +229,10 @@ def delete_all_snapshots(conn: sa.Connection, canister_id: int) -> None:
     delete_snapshot_rows(conn, ids)
 
 
-def upgrade_snapshots(conn: sa.Connection, canister_id: int) -> list[sa.Row[Any]]:
-    """The canister's snapshots that an upgrade took before it changed anything, newest first."""
+def upgrade_snapshots(conn: sa.Connection, canister_id: int,
+                      purposes: tuple[str, ...] = (UPGRADE_PURPOSE,)) -> list[sa.Row[Any]]:
+    """The canister's snapshots that an upgrade (or another of ``purposes``) took before it changed
+    anything, newest first."""
     s = schema.snapshots
     rows = conn.execute(sa.select(s).where(s.c.canister_id == canister_id).order_by(s.c.id.desc())).all()
-    return [snap for snap in rows if json.loads(snap.metadata).get("purpose") == UPGRADE_PURPOSE]
+    return [snap for snap in rows if json.loads(snap.metadata).get("purpose") in purposes]
