@@ -17,13 +17,12 @@ from typing import Annotated, Any
 import typer
 
 from cli.app import app
-from cli.calls import ArgTypeOpt, ArgumentFileOpt, init_argument
+from cli.calls import ArgOpt, ArgTypeOpt, ArgumentFileOpt, init_argument
 from cli.common import (
     INVOCATION,
     JsonOpt,
     ScaleOpt,
     YesOpt,
-    confirm,
     err,
     errors,
     fail,
@@ -34,7 +33,14 @@ from cli.common import (
     read_file,
     with_spinner,
 )
-from cli.upgrades import NoSnapshotOpt, PersistenceOpt, UnchangedOpt, deploy_and_report, upgrade_mode_for
+from cli.upgrades import (
+    NoSnapshotOpt,
+    PersistenceOpt,
+    UnchangedOpt,
+    confirm_reinstall,
+    deploy_and_report,
+    upgrade_mode_for,
+)
 
 MigrationOpt = Annotated[Path | None, typer.Option(
     "--enhanced-migration", metavar="DIR", show_default=False,
@@ -102,9 +108,7 @@ def deploy(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Canister name (created if new).")],
     source: Annotated[Path, typer.Argument(help="The Motoko actor (.mo), or a built module (.wasm, .wasm.gz).")],
-    arg: Annotated[str | None, typer.Option(
-        "--argument", "--arg", show_default=False,
-        help="Init (or post_upgrade) argument in Candid text.")] = None,
+    arg: ArgOpt = None,
     argument_file: ArgumentFileOpt = None,
     arg_type: ArgTypeOpt = "idl",
     mode: Annotated[str, typer.Option(
@@ -133,8 +137,7 @@ def deploy(
     with opened(ctx) as store, errors():
         arg_bytes = init_argument(data, arg, argument_file, arg_type)
         if mode == "reinstall":
-            kept = "" if no_snapshot else f" (a snapshot is taken first: `graphcopy rollback {name}` undoes it)"
-            confirm(f"Reinstall canister {name}? Its heap, stable memory and logs are wiped{kept}.", yes)
+            confirm_reinstall(store, name, snapshot=not no_snapshot, yes=yes)
         deploy_and_report(store, name, data, mode=mode, upgrade_mode=upgrade_mode_for(wasm_memory_persistence,
                                                                                       upgrade_mode),
                           arg_bytes=arg_bytes, as_json=as_json, upgrade_unchanged=upgrade_unchanged,

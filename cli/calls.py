@@ -33,6 +33,9 @@ ArgumentFileOpt = Annotated[str | None, typer.Option(
     help="Read the argument from FILE ('-' is stdin) instead of the command line.", show_default=False)]
 ArgTypeOpt = Annotated[ArgType, typer.Option(
     "--type", "--argument-type", help="How the argument is written: idl (Candid text) or raw (hex bytes).")]
+ArgOpt = Annotated[str | None, typer.Option(
+    "--arg", "--argument", help="Init (or post_upgrade) argument in Candid text, e.g. '(42 : nat)'.",
+    show_default=False)]
 
 
 def candid_argument(text: str | None, file: str | None, arg_type: str, types: Any, *, default: str = "()") -> bytes:

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from cli.app import app
-from cli.calls import ArgTypeOpt, ArgumentFileOpt, init_argument
+from cli.calls import ArgOpt, ArgTypeOpt, ArgumentFileOpt, init_argument
 from cli.common import (
     JsonOpt,
     WideOpt,
@@ -28,11 +28,15 @@ from cli.common import (
     when,
     wide_output,
 )
-from cli.upgrades import NoSnapshotOpt, PersistenceOpt, UnchangedOpt, deploy_and_report, upgrade_mode_for
-
-ArgOpt = Annotated[str | None, typer.Option(
-    "--arg", "--argument", help="Init (or post_upgrade) argument in Candid text, e.g. '(42 : nat)'.",
-    show_default=False)]
+from cli.upgrades import (
+    NoSnapshotOpt,
+    PersistenceOpt,
+    SkipPreUpgradeOpt,
+    UnchangedOpt,
+    confirm_reinstall,
+    deploy_and_report,
+    upgrade_mode_for,
+)
 
 
 @app.command()
@@ -48,27 +52,17 @@ def install(
                              "upgrade (as `graphcopy upgrade`), auto (install or upgrade).")] = "install",
     wasm_memory_persistence: PersistenceOpt = None,
     upgrade_unchanged: UnchangedOpt = False,
-    skip_pre_upgrade: Annotated[bool, typer.Option(
-        "--skip-pre-upgrade", help="Upgrades: do not run the old module's pre_upgrade hook.")] = False,
+    skip_pre_upgrade: SkipPreUpgradeOpt = False,
     no_snapshot: NoSnapshotOpt = False,
     yes: YesOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Install a module on a canister, running its init (or upgrade it, with --mode upgrade|auto)."""
-    from persist import api
-    from persist.errors import CanisterNotFoundError
-
     with opened(ctx) as store, errors():
         data = read_wasm(wasm, name)
         arg_bytes = init_argument(data, arg, argument_file, arg_type)
         if mode == "reinstall":
-            try:
-                existing = api.status(store, name).module_hash is not None
-            except CanisterNotFoundError:
-                existing = False
-            if existing:
-                kept = "" if no_snapshot else f" (a snapshot is taken first: `graphcopy rollback {name}` undoes it)"
-                confirm(f"Reinstall canister {name}? Its heap, stable memory and logs are wiped{kept}.", yes)
+            confirm_reinstall(store, name, snapshot=not no_snapshot, yes=yes)
         deploy_and_report(store, name, data, mode=mode, upgrade_mode=upgrade_mode_for(wasm_memory_persistence),
                           arg_bytes=arg_bytes, as_json=as_json, upgrade_unchanged=upgrade_unchanged,
                           skip_pre_upgrade=skip_pre_upgrade, snapshot=not no_snapshot)

@@ -15,10 +15,11 @@ from typing import Annotated, Any, Literal
 import typer
 
 from cli.app import app
-from cli.calls import init_argument
+from cli.calls import ArgOpt, ArgTypeOpt, ArgumentFileOpt, init_argument
 from cli.common import (
     JsonOpt,
     ScaleOpt,
+    confirm,
     err,
     errors,
     fail,
@@ -33,6 +34,8 @@ PersistenceOpt = Annotated[Literal["keep", "replace"] | None, typer.Option(
     help="Upgrades: keep the Wasm heap (--mode keep) or replace it (--mode replace).")]
 UnchangedOpt = Annotated[bool, typer.Option(
     "--upgrade-unchanged", help="Upgrade even if the canister already runs this module (else it is skipped).")]
+SkipPreUpgradeOpt = Annotated[bool, typer.Option(
+    "--skip-pre-upgrade", help="Do not run the old module's pre_upgrade hook (last resort; Motoko needs --force).")]
 NoSnapshotOpt = Annotated[bool, typer.Option(
     "--no-snapshot", help="Do not take a snapshot first (then `graphcopy rollback` cannot undo this).")]
 
@@ -78,6 +81,20 @@ def _interrupted(store: Any, name: str) -> str:
         return f"interrupted; nothing of the upgrade of {name} was committed (it is one transaction)"
     return (f"interrupted; the graph-copy migration of {name} stopped after its last committed increment: "
             f"finish it with `{command}`")
+
+
+def confirm_reinstall(store: Any, name: str, *, snapshot: bool, yes: bool) -> None:
+    """A reinstall of a canister with a module wipes its state: ask first (``--yes`` for scripts)."""
+    from persist import api
+    from persist.errors import CanisterNotFoundError
+
+    try:
+        if api.status(store, name).module_hash is None:
+            return
+    except CanisterNotFoundError:
+        return
+    kept = f" (a snapshot is taken first: `graphcopy rollback {name}` undoes it)" if snapshot else ""
+    confirm(f"Reinstall canister {name}? Its heap, stable memory and logs are wiped{kept}.", yes)
 
 
 def deploy_and_report(store: Any, name: str, data: bytes, *, mode: str, upgrade_mode: str, arg_bytes: bytes | None,
@@ -130,21 +147,15 @@ def upgrade(
     name: Annotated[str, typer.Argument(help="Canister name or principal.")],
     wasm: Annotated[Path | None, typer.Argument(
         help="The new module (.wasm or .wasm.gz); optional with --resume.", show_default=False)] = None,
-    arg: Annotated[str | None, typer.Option(
-        "--arg", "--argument", show_default=False,
-        help="post_upgrade argument in Candid text (typed by the new module's init arguments).")] = None,
-    argument_file: Annotated[str | None, typer.Option(
-        "--argument-file", metavar="FILE", show_default=False, help="Read the argument from FILE ('-': stdin).")]
-        = None,
-    arg_type: Annotated[Literal["idl", "raw"], typer.Option(
-        "--argument-type", help="How the argument is written: idl (Candid text) or raw (hex).")] = "idl",
+    arg: ArgOpt = None,
+    argument_file: ArgumentFileOpt = None,
+    arg_type: ArgTypeOpt = "idl",
     mode: Annotated[str, typer.Option(
         "--mode", "-m", help="auto (keep if compatible and same layout, graph copy if the layout changes, refuse "
                              "if incompatible), keep, replace or graph-copy.")] = "auto",
     wasm_memory_persistence: PersistenceOpt = None,
     upgrade_unchanged: UnchangedOpt = False,
-    skip_pre_upgrade: Annotated[bool, typer.Option(
-        "--skip-pre-upgrade", help="Do not run the old module's pre_upgrade hook (last resort).")] = False,
+    skip_pre_upgrade: SkipPreUpgradeOpt = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and change nothing.")] = False,
     resume: Annotated[bool, typer.Option(
         "--resume", help="Finish an interrupted graph-copy migration (WASM may be left out).")] = False,

@@ -14,9 +14,9 @@ its counters in the same transaction as the state they produced (``persist.execu
   migration is unfinished);
 * ``started_ns``, ``updated_ns``, ``finished_ns``;
 * ``increments``, ``instructions`` (per step: ``stabilize`` / ``destabilize``), ``stable_bytes``,
-  ``stable_written_bytes`` and ``heap_bytes`` (written with every increment, in
-  ``persist.execution.commit``), ``estimated_image_bytes`` and ``heap_bytes_after_upgrade`` (what
-  :func:`phase_progress` estimates from);
+  ``stable_written_bytes``, ``heap_bytes`` and ``stable_io`` (per step, the bytes read and written
+  through ic0.stable*; all written with every increment, in ``persist.execution.commit``),
+  ``estimated_image_bytes`` and ``heap_bytes_after_upgrade`` (what :func:`phase_progress` estimates from);
 * ``upgrade_after_history_id``: the canister's last history row when the upgrade step began, so a
   resumed driver can tell whether the (one-transaction) upgrade committed before the crash;
 * ``history``: a short list of ``{"phase", "at_ns", ...}`` entries, oldest first.

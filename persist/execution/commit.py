@@ -45,8 +45,9 @@ def migration_progress(row: sa.Row[Any], live: LiveCanister, ctx: MessageContext
     message was one of its increments (None: leave the record as it is).
 
     Besides the counters it keeps what progress displays estimate from: ``stable_written_bytes``, the
-    high-water mark of the stable memory the increments wrote (Motoko's stabilization writes its
-    image front to back), and ``heap_bytes``, the heap's size (destabilization rebuilds the heap)."""
+    high-water mark of the stable memory the increments wrote (the image's size once stabilized),
+    ``heap_bytes``, the heap's size, and ``stable_io``, per step the bytes the increments read and wrote
+    through ic0.stable* (both of Motoko's copies read the image front to back)."""
     if not row.migration or ctx.method not in INCREMENT_METHODS:
         return None
     record = json.loads(row.migration)

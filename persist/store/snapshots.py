@@ -83,9 +83,12 @@ def migration_in_progress(row: sa.Row[Any]) -> bool:
 def refuse_during_migration(row: sa.Row[Any], what: str) -> None:
     """CanisterStateError if a graph-copy migration of the canister is in progress."""
     if migration_in_progress(row):
+        # A migration started by stabilize-before-upgrade has no target yet: the upgrade needs the module.
+        target = json.loads(row.migration).get("target_module_hash")
+        finish = f"graphcopy upgrade {row.name} --resume" if target else f"graphcopy upgrade {row.name} WASM"
         raise CanisterStateError(
             f"cannot {what} canister {row.name!r}: a graph-copy migration is in progress "
-            f"(finish it with `graphcopy upgrade {row.name} --resume`, or load a snapshot)")
+            f"(finish it with `{finish}`, or load a snapshot)")
 
 
 def snapshot_info(conn: sa.Connection, name: str, snap: sa.Row[Any]) -> SnapshotInfo:
