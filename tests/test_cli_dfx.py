@@ -230,3 +230,24 @@ def test_mistyped_commands_never_run_another(tmp_path: Path, monkeypatch: pytest
     code, _, err = gc("snapshot", "tak", "x")
     assert code == 2 and "`graphcopy snapshot take`" in err
     assert not list(tmp_path.iterdir())  # no store was even created
+
+
+def test_logs_follow_prints_new_lines_until_ctrl_c(sqlite_url: str) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    gc("--db", sqlite_url, "install", "counter", COUNTER)
+    gc("--db", sqlite_url, "call", "counter", "add", "(1 : nat)")
+    env = {**os.environ, "PYTHONPATH": str(EXAMPLES.parent), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "logs", "counter", "--follow", "--interval", "0.2",
+                             "--db", sqlite_url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout is not None
+    first = proc.stdout.readline()
+    gc("--db", sqlite_url, "call", "counter", "add", "(2 : nat)")
+    second = proc.stdout.readline()
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == 0
+    assert first.startswith("[1. ") and first.rstrip().endswith("count is now 1")
+    assert second.startswith("[2. ") and second.rstrip().endswith("count is now 3")

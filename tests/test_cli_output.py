@@ -34,7 +34,8 @@ def module_hash(url: str, name: str) -> str:
     return str(json.loads(gc("--db", url, "status", name, "--json")[1])["module_hash"])
 
 
-def test_tables_show_identifiers_whole_unless_on_a_narrow_terminal(sqlite_url: str) -> None:
+def test_tables_show_identifiers_whole_unless_on_a_narrow_terminal(sqlite_url: str,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     gc("--db", sqlite_url, "install", "counter-with-a-long-name", COUNTER)
     gc("--db", sqlite_url, "upgrade", "counter-with-a-long-name", COUNTER_V2)
     full = module_hash(sqlite_url, "counter-with-a-long-name")
@@ -43,15 +44,11 @@ def test_tables_show_identifiers_whole_unless_on_a_narrow_terminal(sqlite_url: s
         hashes = set(re.findall(r'"module_hash": "([0-9a-f]{64})"', gc("--db", sqlite_url, *args, "--json")[1]))
         assert code == 0 and hashes and all(h in out for h in hashes) and "…" not in out, args
         assert "counter-with-a-long-name" in out and "rwlgt-iiaaa-aaaaa-aaaaa-cai" in out or args[0] == "snapshot"
-    narrow = {"COLUMNS": "60"}
-    os.environ.update(narrow)
-    try:
-        code, out = on_terminal(sqlite_url, ["list"], None)
-        assert code == 0 and full not in out and "…" in out  # squeezed to the terminal
-        code, out = on_terminal(sqlite_url, ["list", "--wide"], None)
-        assert code == 0 and full in out and "rwlgt-iiaaa-aaaaa-aaaaa-cai" in out
-    finally:
-        del os.environ["COLUMNS"]
+    monkeypatch.setenv("COLUMNS", "60")  # a narrow terminal
+    code, out = on_terminal(sqlite_url, ["list"], None)
+    assert code == 0 and full not in out and "…" in out  # squeezed to the terminal
+    code, out = on_terminal(sqlite_url, ["list", "--wide"], None)
+    assert code == 0 and full in out and "rwlgt-iiaaa-aaaaa-aaaaa-cai" in out
 
 
 # One bad input per command: each must exit with the error's code and print {"error", "code"} as JSON.
