@@ -1,8 +1,9 @@
 """What every command shares: one-line errors with typed exit codes, opening the store, output helpers.
 
 Errors are printed as one line on stderr, and the exit code comes from the error's type
-(``persist.errors``): 2 bad input (unknown canister, bad module, bad Candid), 3 store error,
-4 database locked, 5 not authorized, 6 wrong canister state, 7 trap, 8 reject.
+(``persist.errors``): 2 bad input (unknown canister, bad module, bad Candid, a missing file, a bad
+option), 3 store error, 4 database locked, 5 not authorized, 6 wrong canister state, 7 trap,
+8 reject. Under ``--json`` an error is also printed on stdout as ``{"error": ..., "code": ...}``.
 """
 
 from __future__ import annotations
@@ -18,25 +19,53 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from cli.app import Options
-from persist.errors import GraphcopyError
+from persist.errors import GraphcopyError, InvalidArgumentError
+
+
+@dataclasses.dataclass
+class Options:
+    """The global options of one run (``--db``, ``--identity``/``--caller``), kept on the root context."""
+
+    db: str | None = None
+    caller: str | None = None
+
+
+@dataclasses.dataclass
+class Invocation:
+    """What the command line said before any command ran (set by the root command for each run)."""
+
+    json: bool = False
+
+
+INVOCATION = Invocation()
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON (errors too).")]
+WideOpt = Annotated[bool, typer.Option("--wide", help="Show identifiers (hashes, principals) whole.")]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation (for scripts).")]
 ScaleOpt = Annotated[float | None, typer.Option(
-    "--performance-counter-scale", min=0.0, show_default=False,
+    "--performance-counter-scale", min=0.0, show_default=False, envvar="GRAPHCOPY_PERFORMANCE_COUNTER_SCALE",
     help="Multiply what ic0.performance_counter reports (>1 makes Motoko's graph-copy increments smaller; "
          "default $GRAPHCOPY_PERFORMANCE_COUNTER_SCALE or 1, as on the IC).")]
 # The trap text moc's runtime uses for every message during a graph-copy migration.
 BLOCKED_TRAP = "Messages are blocked during stabilization"
 
 
-def fail(message: str, code: int) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+def fail_line(message: str, code: int, extra: dict[str, Any] | None = None) -> None:
+    """Report an error: one line on stderr and, under ``--json``, ``{"error", "code", ...extra}`` on stdout."""
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    if INVOCATION.json:
+        print_json({"error": message, "code": code, **(extra or {})})
+
+
+def fail(message: str, code: int, extra: dict[str, Any] | None = None) -> typer.Exit:
+    """:func:`fail_line`, and the exception that ends the command with ``code`` (``raise fail(...)``)."""
+    fail_line(message, code, extra)
     return typer.Exit(code)
 
 
@@ -96,6 +125,19 @@ def human_bytes(n: int) -> str:
     return f"{n} B"
 
 
+def confirm(question: str, yes: bool) -> None:
+    """Ask before a destructive step: on a terminal a y/N question (no: exit 1, nothing changed);
+    elsewhere (a script, a pipe) only ``--yes`` lets it through (exit 2 without)."""
+    if yes:
+        return
+    if sys.stdin.isatty():
+        if typer.confirm(question, default=False, err=True):
+            return
+        raise fail("cancelled; nothing was changed", 1)
+    raise InvalidArgumentError(f"not confirmed: {question.split('?')[0].lower()}? asks for confirmation; "
+                               "pass --yes (-y) when there is no terminal to ask on")
+
+
 def with_spinner(text: str, quiet: bool, fn: Callable[[], T]) -> T:
     """Run ``fn`` under a spinner on stderr (only on a terminal, and not with --json)."""
     if quiet or not err.is_terminal:
@@ -104,8 +146,53 @@ def with_spinner(text: str, quiet: bool, fn: Callable[[], T]) -> T:
         return fn()
 
 
-def read_wasm(path: Path) -> bytes:
+def read_file(path: Path, *, swapped_with: str | None = None, order: str = "NAME WASM") -> bytes:
+    """The bytes of a file the user named; a missing one is "no such file" (exit 2), and when the
+    other argument (``swapped_with``) is an existing file the arguments were swapped: say the order."""
     try:
         return path.read_bytes()
+    except FileNotFoundError:
+        if swapped_with is not None and Path(swapped_with).is_file():
+            raise InvalidArgumentError(f"{path} is not a file; the order is {order}") from None
+        raise InvalidArgumentError(f"no such file: {path}") from None
+    except IsADirectoryError:
+        raise InvalidArgumentError(f"{path} is a directory, not a file") from None
     except OSError as exc:
-        raise GraphcopyError(f"cannot read {path}: {exc.strerror}") from exc
+        raise InvalidArgumentError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def read_wasm(path: Path, name: str | None = None) -> bytes:
+    """A module file (``.wasm`` or ``.wasm.gz``) given after the canister ``name``."""
+    return read_file(path, swapped_with=name)
+
+
+def read_text_argument(path: str) -> str:
+    """``--argument-file FILE`` (``-`` is stdin), as dfx reads it."""
+    if path == "-":
+        return sys.stdin.read()
+    data = read_file(Path(path))
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidArgumentError(f"{path} is not UTF-8 text") from None
+
+
+def wide_output(wide: bool) -> bool:
+    """Whether tables show identifiers whole: asked for (``--wide``), or stdout is not a terminal
+    (a script or a file must never get a cut hash or principal)."""
+    return wide or not out.is_terminal
+
+
+def short_hash(value: str | None, wide: bool, empty: str = "-") -> str:
+    """A module hash for a table: whole when ``wide``, else its first 16 hex digits and an ellipsis."""
+    if not value:
+        return empty
+    return value if wide else value[:16] + "…"
+
+
+def print_table(table: Any, wide: bool) -> None:
+    """Print a rich table; when ``wide`` no column is squeezed to the terminal's width."""
+    if wide:
+        Console(file=out.file, width=100_000, force_terminal=True if out.is_terminal else None).print(table)
+    else:
+        out.print(table)

@@ -6,8 +6,8 @@ from typing import Any
 
 import typer
 
-from cli.app import Options, db_app
-from cli.common import JsonOpt, errors, out, print_json
+from cli.app import db_app
+from cli.common import JsonOpt, Options, errors, out, print_json
 
 
 def _engine(ctx: typer.Context) -> Any:
@@ -18,7 +18,7 @@ def _engine(ctx: typer.Context) -> Any:
 
 
 @db_app.command("upgrade")
-def db_upgrade(ctx: typer.Context) -> None:
+def db_upgrade(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Apply pending schema revisions."""
     from persist.store import db
 
@@ -30,6 +30,9 @@ def db_upgrade(ctx: typer.Context) -> None:
             after = db.current_revision(engine)
         finally:
             engine.dispose()
+    if as_json:
+        print_json({"current": after, "before": before})
+        return
     out.print(f"schema at {after}" + (f" (was {before})" if before != after else " (up to date)"))
 
 

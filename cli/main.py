@@ -1,10 +1,11 @@
 """The ``graphcopy`` command line: a thin layer that parses, calls ``persist``/``migrate``, and prints.
 
-The application and its global options are in :mod:`cli.app`; each command group has its module
-(:mod:`cli.canisters`, :mod:`cli.upgrades`, :mod:`cli.snapshots`, :mod:`cli.pipelines`,
-:mod:`cli.db`), importing which registers its commands; :mod:`cli.common` holds error handling and
-output helpers. Commands import ``persist``/``migrate`` inside their bodies, so ``graphcopy --help``
-stays cheap.
+The application and its global options are in :mod:`cli.app` (with :mod:`cli.argv`, which lets
+the global options stand anywhere); each command group has its module (:mod:`cli.canisters`,
+:mod:`cli.calls`, :mod:`cli.upgrades`, :mod:`cli.build`, :mod:`cli.snapshots`,
+:mod:`cli.pipelines`, :mod:`cli.db`), importing which registers its commands; :mod:`cli.common`
+holds error handling and output helpers. Commands import ``persist``/``migrate`` inside their
+bodies, so ``graphcopy --help`` stays cheap.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from typing import Annotated
 
 import typer
 
-from cli import canisters, db, pipelines, rehearse, snapshots, upgrades  # noqa: F401  (importing registers the commands)
-from cli.app import Options, app
-from cli.common import JsonOpt, errors, out, print_json
+from cli import build, calls, canisters, db, pipelines, rehearse, snapshots, upgrades  # noqa: F401  (registers)
+from cli.app import app
+from cli.common import JsonOpt, Options, errors, out, print_json
 
 
 @app.command()

@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from cli.app import pipeline_app
-from cli.common import JsonOpt, err, errors, opened, out, print_json, when
+from cli.common import JsonOpt, WideOpt, err, errors, opened, out, print_json, print_table, when, wide_output
 
 
 def _event_line(e: dict[str, Any]) -> str:
@@ -26,8 +26,18 @@ def pipeline_run(
     workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes (each opens the store).")] = 1,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run a pipeline: migrate every matching canister exactly once. Exit 1 if any canister failed."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    """Run a pipeline: migrate every matching canister exactly once. Exit 1 if any canister failed.
+
+    Canisters an earlier run failed or rolled back are tried again; no matching canister is an error (exit 2)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from migrate.pipeline import load_pipeline, pipeline_status, run_pipeline
 
@@ -35,13 +45,22 @@ def pipeline_run(
         pipeline = load_pipeline(file)
         total = len(pipeline_status(store, pipeline))
         use_bar = not as_json and err.is_terminal
+        # The bar moves as each canister finishes (done, failed or rolled back); the ETA is rich's,
+        # from the pace of the canisters finished so far.
         progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TimeElapsedColumn(), console=err, disable=not use_bar)
+                            TaskProgressColumn(), TextColumn("ETA"), TimeRemainingColumn(), TimeElapsedColumn(),
+                            console=err, disable=not use_bar)
         task = progress.add_task(pipeline.key, total=total)
+
+        finished = [0]
 
         def on_event(e: dict[str, Any]) -> None:
             if e["event"] in ("done", "failed", "rolled-back"):
                 progress.advance(task)
+                finished[0] += 1
+                if not use_bar and not as_json:
+                    err.print(f"{pipeline.key}: {finished[0]}/{total} canister(s) finished", highlight=False,
+                              markup=False)
             if not as_json:
                 colour = {"failed": "red", "rolled-back": "yellow", "worker-died": "red", "done": "green"}
                 c = colour.get(e["event"])
@@ -68,6 +87,7 @@ def pipeline_run(
 def pipeline_status_cmd(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="The pipeline file (TOML).")],
+    wide: WideOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """The state of every canister of a pipeline (pending, running, done, failed, rolled-back)."""
@@ -81,8 +101,8 @@ def pipeline_status_cmd(
         return
     t = Table(title=f"pipeline {pipeline.key}")
     for col in ("canister", "state", "owner", "heartbeat", "attempts", "at target", "error"):
-        t.add_column(col)
+        t.add_column(col, no_wrap=col in ("canister", "owner"))
     for s in states:
         t.add_row(s.canister, s.state, s.owner or "-", when(s.heartbeat_ns), str(s.attempts),
                   "yes" if s.at_target else "no", escape(s.error or ""))
-    out.print(t)
+    print_table(t, wide_output(wide))

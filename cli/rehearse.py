@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from cli.app import app
 from cli.common import JsonOpt, ScaleOpt, err, errors, fail, out, print_json, read_wasm
@@ -65,6 +66,10 @@ def rehearse(
     else:
         out.print(report.format_text(), highlight=False, markup=False, soft_wrap=True)
     if not report.ok:
-        raise fail("rehearsal: " + ("the upgrade was refused" if report.refused else
-                                    f"the upgrade failed: {report.error}" if report.error else
-                                    "a verify query replied differently after the upgrade"), 1)
+        why = "rehearsal: " + ("the upgrade was refused" if report.refused else
+                               f"the upgrade failed: {report.error}" if report.error else
+                               "a verify query replied differently after the upgrade")
+        if as_json:  # the report on stdout is the JSON answer (``"ok": false``); the line goes to stderr only
+            err.print(f"[bold red]error:[/] {escape(why)}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1)
+        raise fail(why, 1)

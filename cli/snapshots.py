@@ -1,4 +1,5 @@
-"""Snapshot commands: snapshot take, list, load, delete; import and export IC snapshot directories."""
+"""Snapshot commands: snapshot take (or create, as dfx and icp-cli say), list, load (or restore), delete;
+import and export IC snapshot directories."""
 
 from __future__ import annotations
 
@@ -10,7 +11,21 @@ from rich.markup import escape
 from rich.table import Table
 
 from cli.app import snapshot_app
-from cli.common import JsonOpt, err, errors, fail, human_bytes, opened, out, print_json, when
+from cli.common import (
+    JsonOpt,
+    WideOpt,
+    err,
+    errors,
+    fail,
+    human_bytes,
+    opened,
+    out,
+    print_json,
+    print_table,
+    short_hash,
+    when,
+    wide_output,
+)
 
 
 def _snapshot_line(info: Any) -> str:
@@ -21,6 +36,7 @@ def _snapshot_line(info: Any) -> str:
             f"{human_bytes(info.bytes_new)} new")
 
 
+@snapshot_app.command("create")
 @snapshot_app.command("take")
 def snapshot_take(
     ctx: typer.Context,
@@ -28,7 +44,9 @@ def snapshot_take(
     label: Annotated[str | None, typer.Option("--label", help="A note kept with the snapshot.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Snapshot a canister's module, heap, stable memory and metadata (only new pages cost storage)."""
+    """Snapshot a canister's module, heap, stable memory and metadata (only new pages cost storage).
+
+    `snapshot create` is the same command (dfx's and icp-cli's name)."""
     from persist.api import snapshots
 
     with opened(ctx) as store, errors():
@@ -43,6 +61,7 @@ def snapshot_take(
 def snapshot_list(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Canister name or principal.")],
+    wide: WideOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """List a canister's snapshots, oldest first."""
@@ -56,17 +75,22 @@ def snapshot_list(
     if not infos:
         out.print(f"{name}: no snapshots", highlight=False)
         return
+    wide = wide_output(wide)
     t = Table("id", "taken", "label", "module", "version", "heap", "stable", "new bytes", "purpose")
+    t.columns[3].no_wrap = True
     for i in infos:
         purpose = i.purpose or ""
         if i.rolled_back_at_ns:
             purpose += " (rolled back)"
-        t.add_row(str(i.id), when(i.created_at_ns), escape(i.label or ""), (i.module_hash or "-")[:16],
+        if i.deleted_principal:
+            purpose += f" (deleted canister {i.deleted_principal})"
+        t.add_row(str(i.id), when(i.created_at_ns), escape(i.label or ""), short_hash(i.module_hash, wide),
                   str(i.version), f"{i.stored_heap_pages}/{i.heap_pages}", f"{i.stored_stable_pages}/{i.stable_pages}",
-                  human_bytes(i.bytes_new), purpose)
-    out.print(t)
+                  human_bytes(i.bytes_new), escape(purpose))
+    print_table(t, wide)
 
 
+@snapshot_app.command("restore")
 @snapshot_app.command("load")
 def snapshot_load(
     ctx: typer.Context,
@@ -74,7 +98,9 @@ def snapshot_load(
     snapshot_id: Annotated[int, typer.Argument(help="The snapshot's id (see `graphcopy snapshot list`).")],
     as_json: JsonOpt = False,
 ) -> None:
-    """Restore a canister to a snapshot exactly (module, memories, metadata); allowed mid-migration."""
+    """Restore a canister to a snapshot exactly (module, memories, metadata); allowed mid-migration.
+
+    The snapshot a delete kept brings the deleted canister back. `snapshot restore` is the same command."""
     from persist.api import snapshots
 
     with opened(ctx) as store, errors():

@@ -57,9 +57,18 @@ class CheckResult:
         return "\n".join(head) + "\n" + self.report.format_text()
 
 
+FILE_SUFFIXES = (".wasm", ".gz", ".most", ".mo", ".did")
+
+
+def names_a_file(source: str) -> bool:
+    """Whether ``source`` is meant as a file rather than a canister name: it exists as one, or it
+    looks like a path (a ``/`` or a module or signature suffix; canister names have neither)."""
+    return Path(source).is_file() or "/" in source or Path(source).suffix in FILE_SUFFIXES
+
+
 def load_signature(source: str, store: Store | None) -> tuple[StableSignature, str, list[str]]:
     """The stable signature named by ``source`` (a file, or a canister of ``store``), a description
-    of where it came from, and warnings."""
+    of where it came from, and warnings. A path that does not exist is "no such file" (exit 2)."""
     sig, where, warnings, _ = _load(source, store)
     return sig, where, warnings
 
@@ -67,6 +76,8 @@ def load_signature(source: str, store: Store | None) -> tuple[StableSignature, s
 def _load(source: str, store: Store | None) -> tuple[StableSignature, str, list[str], list[str] | None]:
     """``load_signature`` and, for a canister, the chain migrations its heap records as applied."""
     path = Path(source)
+    if names_a_file(source) and not path.is_file():
+        raise NoSignatureError(f"no such file: {source}" if not path.exists() else f"{source} is not a file")
     if path.is_file():
         try:
             data = path.read_bytes()

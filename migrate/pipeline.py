@@ -56,7 +56,7 @@ import sqlalchemy as sa
 from persist.errors import GraphcopyError
 from persist.session import Store, open_store
 from persist.store import db, locks, schema
-from persist.store.canisters import insert_ignore
+from persist.store.canisters import DELETED, insert_ignore
 
 __all__ = [
     "STEPS",
@@ -252,7 +252,7 @@ def _matching(conn: sa.Connection, pipeline: Pipeline) -> list[str]:
     """The canisters the pipeline selects: by name pattern, and the children of the parents
     ``children_of`` names (canisters whose recorded parent is one of them)."""
     c = schema.canisters.c
-    rows = conn.execute(sa.select(c.name, c.principal, c.parent).order_by(c.name)).all()
+    rows = conn.execute(sa.select(c.name, c.principal, c.parent).where(c.status != DELETED).order_by(c.name)).all()
     parents = {r.principal for r in rows if any(fnmatch.fnmatchcase(r.name, pat) for pat in pipeline.children_of)}
     return [r.name for r in rows
             if any(fnmatch.fnmatchcase(r.name, pat) for pat in pipeline.canisters) or r.parent in parents]
@@ -283,9 +283,11 @@ def pipeline_status(store: Store, pipeline: Pipeline) -> list[CanisterState]:
 # -------------------------------------------------------------------------------------------- claims
 
 
-def _register(store: Store, pipeline: Pipeline, emit: EventFn) -> list[str]:
+def _register(store: Store, pipeline: Pipeline, emit: EventFn) -> tuple[list[str], list[str]]:
     """Run the import step, then insert a pending row for every matching canister (existing rows are
-    kept); a snapshot directory that could not be imported gets a failed row."""
+    kept), and make the canisters an earlier run failed or rolled back pending again: a rerun
+    retries them. A snapshot directory that could not be imported gets a failed row. Returns the
+    matching names and the retried ones. PipelineError when nothing matches."""
     failed: dict[str, str] = {}
     if "import" in pipeline.steps:
         from migrate.pipeline_snapshots import import_snapshot_dirs
@@ -296,24 +298,35 @@ def _register(store: Store, pipeline: Pipeline, emit: EventFn) -> list[str]:
 
         failed = import_snapshot_dirs(store, [Path(d) for d in pipeline.snapshots], on_import)
     now = time.time_ns()
+    retried: list[str] = []
+    pl = schema.pipeline_locks
     with db.transaction(store.engine) as conn:
         names = _matching(conn, pipeline)
+        if not names and not failed:
+            wanted = [*pipeline.canisters, *(f"children of {p}" for p in pipeline.children_of)]
+            raise PipelineError(f"pipeline {pipeline.name}: no canister matches {', '.join(wanted)} "
+                                "(see `graphcopy list`)")
         if names:
-            conn.execute(insert_ignore(conn, schema.pipeline_locks), [
+            conn.execute(insert_ignore(conn, pl), [
                 {"pipeline": pipeline.key, "canister": n, "state": PENDING, "owner": None, "heartbeat_ns": 0,
                  "attempts": 0, "error": None, "detail": None, "updated_at_ns": now} for n in names])
-        pl = schema.pipeline_locks
-        if names:  # a directory whose import failed in an earlier run (never claimed) and works now
-            conn.execute(pl.update().where(pl.c.pipeline == pipeline.key, pl.c.canister.in_(names),
-                                           pl.c.state == FAILED, pl.c.attempts == 0)
-                         .values(state=PENDING, error=None, updated_at_ns=now))
+            mine = (pl.c.pipeline == pipeline.key, pl.c.canister.in_(names))
+            # Failed with attempts 0: a directory whose import failed in an earlier run, imported now.
+            retried = sorted(conn.execute(sa.select(pl.c.canister).where(
+                *mine, pl.c.state.in_((FAILED, ROLLED_BACK)), pl.c.attempts > 0)).scalars())
+            # A rolled-back canister is back where it started: check and record it afresh. A failed one was
+            # left as it was (perhaps upgraded): keep its "before" replies and its snapshot.
+            conn.execute(pl.update().where(*mine, pl.c.state == ROLLED_BACK).values(
+                state=PENDING, owner=None, detail=None, updated_at_ns=now))
+            conn.execute(pl.update().where(*mine, pl.c.state == FAILED).values(
+                state=PENDING, owner=None, error=None, updated_at_ns=now))
         for n, error in failed.items():
             conn.execute(insert_ignore(conn, pl).values(
                 pipeline=pipeline.key, canister=n, state=FAILED, owner=None, heartbeat_ns=0, attempts=0, error=error,
                 detail=None, updated_at_ns=now))
             conn.execute(pl.update().where(pl.c.pipeline == pipeline.key, pl.c.canister == n,
                                            pl.c.state != DONE).values(state=FAILED, error=error, updated_at_ns=now))
-    return names
+    return names, retried
 
 
 def _claim_next(store: Store, pipeline: Pipeline, owner: str) -> tuple[str, dict[str, Any]] | None:
@@ -448,6 +461,8 @@ def _migrate_one(store: Store, pipeline: Pipeline, name: str, detail: dict[str, 
             emit("destabilize", "destabilized")
     if "verify" in pipeline.steps:
         after = _query_replies(store, name, pipeline)
+        detail["after"] = after
+        _set(store, pipeline, name, owner, detail=detail)
         for label, reply in (detail.get("before") or {}).items():
             if after.get(label) != reply:
                 raise PipelineError(f"verify {label}: {reply} before the upgrade, {after.get(label)} after")
@@ -486,7 +501,8 @@ def _work(store: Store, pipeline: Pipeline, owner: str, on_event: EventFn) -> No
             try:
                 _migrate_one(store, pipeline, name, detail, emit, owner)
             except Exception as exc:
-                message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                # One line, but all of it (a reply printed over several lines must not lose its end).
+                message = " ".join(line.strip() for line in str(exc).splitlines()) or type(exc).__name__
                 if not isinstance(exc, GraphcopyError):
                     message = f"{type(exc).__name__}: {message}"
                     traceback.print_exc()
@@ -525,9 +541,11 @@ def run_pipeline(url_or_store: str | Store, pipeline: Pipeline, workers: int = 1
     ``workers=1`` runs in this process (on the given store); more spawn worker processes that open
     their own store on the same URL. ``on_event(dict)`` gets one event per step of each canister
     (``canister``, ``event``: import / claimed / check / snapshot / stabilize / upgrade / destabilize / verify /
-    export / skipped / done / failed / rolled-back / worker-died, ``owner``, ``message``). Canisters done by an
-    earlier run of the same pipeline are not touched again; a canister a killed worker left running is
-    taken over (immediately if its process is gone from this host, else after its heartbeat goes stale).
+    export / skipped / done / failed / rolled-back / worker-died / retry, ``owner``, ``message``). Canisters
+    done by an earlier run of the same pipeline are not touched again; those it failed or rolled back
+    are tried again; a canister a killed worker left running is taken over (immediately if its
+    process is gone from this host, else after its heartbeat goes stale). PipelineError (nothing
+    done) when the pipeline selects no canister.
     """
     if workers < 1:
         raise PipelineError("workers must be at least 1")
@@ -536,7 +554,10 @@ def run_pipeline(url_or_store: str | Store, pipeline: Pipeline, workers: int = 1
     own = isinstance(url_or_store, str)
     store = open_store(url_or_store) if isinstance(url_or_store, str) else url_or_store
     try:
-        _register(store, pipeline, emit)
+        _, retried = _register(store, pipeline, emit)
+        for name in retried:
+            emit({"canister": name, "event": "retry", "owner": None,
+                  "message": "failed or rolled back in an earlier run: trying again", "time_ns": time.time_ns()})
         if workers == 1:
             saved = store.lock_owner, store.limits.performance_counter_scale
             try:

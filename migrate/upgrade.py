@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,8 +32,8 @@ from persist.api import EMPTY_ARGS, snapshots
 from persist.errors import GraphcopyError
 from persist.execution.install_code import upgrade_code
 from persist.session import Store
-from persist.store import db, locks
-from persist.store.canisters import canister_row
+from persist.store import db
+from persist.store.canisters import controller_row
 
 
 @dataclass
@@ -62,7 +63,8 @@ class UpgradeOutcome:
         if self.dry_run:
             return f"{self.name}: dry run, nothing changed (path: {self.path})"
         if not self.executed:
-            return f"{self.name}: nothing to do: it already runs module {self.new_module_hash[:16]}…"
+            return (f"{self.name}: unchanged: it already runs module {self.new_module_hash[:16]}…, nothing to do "
+                    "(--upgrade-unchanged upgrades it anyway)")
         what = {"keep": "upgraded, heap kept", "replace": "upgraded on a fresh heap",
                 "graph-copy": "upgraded by graph copy"}.get(self.path, self.path)
         extra = ""
@@ -104,6 +106,9 @@ def upgrade(
     force: bool = False,
     on_progress: ProgressFn | None = None,
     snapshot: bool = True,
+    skip_unchanged: bool = False,
+    on_plan: Callable[[UpgradePlan], None] | None = None,
+    performance_counter_scale: float | None = None,
 ) -> UpgradeOutcome:
     """Upgrade canister ``name`` to ``wasm`` along the path ``plan_upgrade`` picks for ``mode``.
 
@@ -117,6 +122,11 @@ def upgrade(
     that one was taken when it began); ``persist.api.snapshots.rollback`` restores it. Its id is in the
     outcome and in the upgrade's history entry. A keep/replace upgrade that fails changed nothing and
     drops its snapshot; a graph copy keeps it whatever happens (loading it is the way back).
+    ``skip_unchanged`` does nothing (``executed`` False, path ``none``) when the canister already
+    runs ``wasm`` and no migration is unfinished, as dfx skips an unchanged module unless
+    ``--upgrade-unchanged``. ``on_plan(plan)`` is called with the plan before anything is done (a
+    refused plan too). ``performance_counter_scale`` is the scale a graph copy's increments run
+    with (default: the store's; a resumed migration keeps its own unless one is given).
 
     Raises UpgradeRefusedError (with ``.plan``; nothing changed), MigrationStateError,
     NotAuthorizedError (not a controller), UpgradeOptionError, CanisterTrapError (the canister
@@ -125,7 +135,7 @@ def upgrade(
     t0 = time.perf_counter()
     if not dry_run:
         with db.read_transaction(store.engine) as conn:
-            locks.check_unlocked(conn, canister_row(conn, name).name, store.lock_owner)
+            controller_row(conn, name, store.identity, store.lock_owner)  # a controller, and not locked
     rec = records.read(store, name)
     unfinished = records.unfinished(rec)
     if wasm is None and not unfinished:
@@ -133,6 +143,12 @@ def upgrade(
             f"canister {name!r} has no migration to resume; give the WASM to upgrade to" if resume
             else "give the WASM module to upgrade to")
     plan = plan_upgrade(store, name, wasm, mode, force=force, skip_pre_upgrade=skip_pre_upgrade)
+    unchanged = not unfinished and plan.old.module_hash == plan.new.module_hash
+    if unchanged and (resume or skip_unchanged):
+        plan.path = "none"
+        plan.reasons = ["the canister already runs this module and no migration is unfinished"]
+    if on_plan is not None:
+        on_plan(plan)
 
     old_wasm = module_bytes(store, plan.old.module_hash)
 
@@ -142,9 +158,7 @@ def upgrade(
                               new_module_hash=plan.new.module_hash, seconds=time.perf_counter() - t0,
                               plan=plan, children=children_report(store, name, old_wasm, wasm), **kw)
 
-    if resume and not unfinished and plan.old.module_hash == plan.new.module_hash:
-        plan.path = "none"
-        plan.reasons.insert(0, "the canister already runs this module and no migration is unfinished")
+    if plan.path == "none":
         return outcome(False)
     if plan.path == "refuse":
         raise UpgradeRefusedError(plan)
@@ -156,7 +170,8 @@ def upgrade(
             store, name, label=f"before upgrade to {plan.new.module_hash[:16]}", purpose=snapshots.UPGRADE_PURPOSE,
             upgrade_to=plan.new.module_hash).id
     if plan.path == "graph-copy":
-        final = graph_copy.run(store, name, wasm, arg=arg, on_progress=on_progress)
+        final = graph_copy.run(store, name, wasm, arg=arg, on_progress=on_progress,
+                               performance_counter_scale=performance_counter_scale)
         return outcome(True, migration=final, snapshot_id=snap_id, migrations_run=_migrations_run(store, name, plan))
     assert wasm is not None
     try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from persist import api
-from persist.candid import encode_args, format_args
+from persist.candid import encode_args, format_args_idl
 from persist.errors import GraphcopyError
 from persist.session import Store
 
@@ -45,10 +45,10 @@ def parse_verify(spec: str) -> VerifyQuery:
 
 
 def query_reply(store: Store, name: str, method: str, args: str = "()") -> str:
-    """The reply of query ``method`` of canister ``name`` to Candid text ``args``, as Candid text."""
+    """The reply of query ``method`` of canister ``name`` to Candid text ``args``, as one-line Candid text."""
     iface = api.interface(store, name)
     sig = iface.methods.get(method) if iface is not None else None
     arg = encode_args(args, sig.args if sig else None)
     if api.method_kind(store, name, method) != "query":  # checked first: an update would commit
         raise VerifyError(f"verify method {name}.{method} is an update, not a query")
-    return format_args(api.call(store, name, method, arg).reply, sig.rets if sig else None)
+    return format_args_idl(api.call(store, name, method, arg).reply, sig.rets if sig else None)

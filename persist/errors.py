@@ -25,6 +25,12 @@ class StoreLockedError(StoreError):
     exit_code = 4
 
 
+class InvalidArgumentError(GraphcopyError):
+    """An argument or option has a value the operation does not accept (a missing file, an unknown mode)."""
+
+    exit_code = 2
+
+
 class CanisterNotFoundError(GraphcopyError):
     """No canister of that name (or principal) exists in the store."""
 

@@ -280,8 +280,10 @@ def test_cli_check_and_upgrade(sqlite_url: str, moc: None, tmp_path: Path) -> No
     res = runner.invoke(app, [*db, "upgrade", "c", str(paths["v3"])])
     assert res.exit_code == 0, res.output
     assert "migration chain: 3 migrations" in res.stdout and f"ran 1 migration: {COUNT_TO_INT}" in res.stdout
-    res = runner.invoke(app, [*db, "upgrade", "c", str(paths["v3"]), "--json"])
-    assert json.loads(res.stdout)["migrations_run"] == []
+    res = runner.invoke(app, [*db, "upgrade", "c", str(paths["v3"]), "--json"])  # unchanged: skipped, as dfx does
+    assert json.loads(res.stdout)["executed"] is False
+    res = runner.invoke(app, [*db, "upgrade", "c", str(paths["v3"]), "--upgrade-unchanged", "--json"])
+    assert json.loads(res.stdout)["migrations_run"] == []  # upgraded again: every migration applied already
 
 
 def test_parse_errors_name_their_source(tmp_path: Path, sqlite_url: str, moc: None) -> None:

@@ -51,7 +51,7 @@ def test_install_call_query_status_list_logs(db_url: str) -> None:
         (["call", "counter", "nope"], 2, "has no method 'nope'"),
         (["install", "bad", __file__], 2, "not a Wasm module"),
         (["install", "counter", COUNTER], 2, "already has a module"),
-        (["install", "x", "/nonexistent.wasm"], 1, "cannot read"),
+        (["install", "x", "/nonexistent.wasm"], 2, "no such file: /nonexistent.wasm"),
     ],
 )
 def test_errors_are_one_line_with_exit_codes(sqlite_url: str, args: list[str], code: int, text: str) -> None:
@@ -80,9 +80,9 @@ def test_lifecycle_commands(sqlite_url: str) -> None:
     code, _, err = gc(sqlite_url, "call", "counter", "inc")
     assert code == 6 and "is stopped" in err
     assert gc(sqlite_url, "start", "counter")[0] == 0
-    assert gc(sqlite_url, "delete", "counter")[0] == 6  # must be stopped first
+    assert gc(sqlite_url, "delete", "counter", "--yes")[0] == 6  # must be stopped first
     gc(sqlite_url, "stop", "counter")
-    assert gc(sqlite_url, "delete", "counter")[0] == 0
+    assert gc(sqlite_url, "delete", "counter", "-y")[0] == 0
     assert gc(sqlite_url, "status", "counter")[0] == 2
 
 

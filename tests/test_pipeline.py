@@ -95,10 +95,12 @@ def test_twenty_canisters_four_workers_postgresql(pg_url: str, tmp_path: Path, m
             assert upgrades(store, name) == 1
             assert call(store, name, "get") == reply
             assert api.status(store, name).module_hash == pipeline.module_hash
-    # A rerun touches nothing; status agrees.
-    again = run_pipeline(pg_url, pipeline, workers=2)
+    # A rerun touches nothing done, and tries the failed canister again (refused again); status agrees.
+    retried: list[dict[str, object]] = []
+    again = run_pipeline(pg_url, pipeline, workers=2, on_event=retried.append)
     assert {c.canister: (c.state, c.attempts) for c in again.canisters} == {
-        n: (c.state, c.attempts) for n, c in states.items()}
+        n: (c.state, c.attempts + (n == BAD)) for n, c in states.items()}
+    assert [e["canister"] for e in retried if e["event"] == "retry"] == [BAD]
     res = runner.invoke(app, ["--db", pg_url, "pipeline", "status", str(pipeline.path), "--json"])
     doc = json.loads(res.stdout)
     assert res.exit_code == 0 and doc["pipeline"] == pipeline.key

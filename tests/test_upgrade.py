@@ -295,5 +295,8 @@ def test_cli_upgrade_prints_the_plan_and_refuses_with_the_full_report(sqlite_url
     assert state() == before
     code, out, _ = gc(sqlite_url, "upgrade", "s", modules["shapes_v2_extra_var"], "--json")
     doc = json.loads(out)
+    assert code == 0 and doc["path"] == "none" and not doc["executed"]  # unchanged: skipped, as dfx does
+    code, out, _ = gc(sqlite_url, "upgrade", "s", modules["shapes_v2_extra_var"], "--json", "--upgrade-unchanged")
+    doc = json.loads(out)
     assert code == 0 and doc["path"] == "keep" and doc["plan"]["verdict"] == "compatible"
     assert gc(sqlite_url, "call", "s", "dump")[1].strip() == '("count=3 owner=nobody tri:#red:3")'

@@ -7,9 +7,15 @@ travels as base64. One process per compile is also what makes builds reproducibl
 internal state between compilations in the same process, and only the first compile in a fresh
 process is byte-identical from run to run.
 
-Compiled results are cached on disk under ``<repo>/.cache/moc/<key>/`` where ``key`` is the
-SHA-256 of (the source files' names and texts, the compiler's identity, mode and flags), so repeated
-test runs do not pay the ~2 s compile again.
+Compiled results are cached on disk under ``<repo>/.cache/moc/<key>/`` (in a checkout; an installed
+graphcopy uses ``$XDG_CACHE_HOME/graphcopy/moc``) where ``key`` is the SHA-256 of (the source files'
+names and texts, the compiler's identity, mode and flags), so repeated runs do not pay the ~2 s
+compile again.
+
+Where the compiler is found: ``GRAPHCOPY_MOTOKO_DIR`` if set (any version: the user chose it),
+else ``node_modules/motoko`` in the working directory or one of its parents (a project that ran
+``npm install motoko@4.10.0``), else the checkout's own ``node_modules`` (``npm ci``). A compiler of
+another version than the pinned one is refused with the command that installs the right one.
 
 Environment overrides: ``GRAPHCOPY_NODE`` (the node executable), ``GRAPHCOPY_MOTOKO_DIR`` (the
 ``motoko`` npm package directory), ``GRAPHCOPY_MOC_CACHE`` (the cache directory).
@@ -48,6 +54,8 @@ __all__ = [
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DRIVER = Path(__file__).resolve().with_name("moc_driver.js")
+#: The npm package ``motoko`` graphcopy is tested with (``package.json`` pins the same).
+PINNED_MOTOKO = "4.10.0"
 DRIVER_TIMEOUT_S = 600.0
 _CACHE_FORMAT = 1  # bump when the layout of a cache entry changes
 
@@ -172,14 +180,41 @@ class CompiledCanister:
 # Locating node and the compiler
 
 
+def _in_checkout() -> bool:
+    return (REPO_ROOT / "package.json").is_file() and (REPO_ROOT / "toolchain" / "moc.py").is_file()
+
+
 def _motoko_dir() -> Path:
     env = os.environ.get("GRAPHCOPY_MOTOKO_DIR")
-    return Path(env) if env else REPO_ROOT / "node_modules" / "motoko"
+    if env:
+        return Path(env)
+    here = Path.cwd().resolve()
+    for d in (here, *here.parents):
+        candidate = d / "node_modules" / "motoko"
+        if (candidate / "package.json").is_file():
+            return candidate
+    return REPO_ROOT / "node_modules" / "motoko"
 
 
 def _cache_dir() -> Path:
     env = os.environ.get("GRAPHCOPY_MOC_CACHE")
-    return Path(env) if env else REPO_ROOT / ".cache" / "moc"
+    if env:
+        return Path(env)
+    if _in_checkout():
+        return REPO_ROOT / ".cache" / "moc"
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "graphcopy" / "moc"
+
+
+def _install_hint() -> str:
+    if os.environ.get("GRAPHCOPY_MOTOKO_DIR"):
+        return ("GRAPHCOPY_MOTOKO_DIR must name the directory of the npm package `motoko` "
+                f"(`npm install motoko@{PINNED_MOTOKO}` makes node_modules/motoko)"
+                + (f", or unset it and run `npm ci` in {REPO_ROOT}" if _in_checkout() else ""))
+    if _in_checkout():
+        return f"run `npm ci` in {REPO_ROOT}"
+    return (f"run `npm install motoko@{PINNED_MOTOKO}` in your project (or set GRAPHCOPY_MOTOKO_DIR to a "
+            "`motoko` npm package directory)")
 
 
 def _node() -> str | None:
@@ -192,12 +227,21 @@ def _node() -> str | None:
 def moc_unavailable_reason() -> str | None:
     """Why moc cannot run here (``None`` when it can)."""
     if _node() is None:
-        return "node is not installed (or GRAPHCOPY_NODE is wrong): install Node.js >= 18, then run `npm ci`"
+        return ("node is not installed (or GRAPHCOPY_NODE is wrong): install Node.js >= 18, then "
+                + _install_hint().removeprefix("run "))
     mdir = _motoko_dir()
     if not (mdir / "package.json").is_file() or not (mdir / "versions" / "latest" / "moc.min.js").is_file():
-        return f"the pinned Motoko compiler is missing ({mdir}): run `npm ci` in {REPO_ROOT}"
+        return f"the pinned Motoko compiler (npm motoko {PINNED_MOTOKO}) is missing ({mdir}): {_install_hint()}"
+    if not os.environ.get("GRAPHCOPY_MOTOKO_DIR"):
+        try:
+            found = json.loads((mdir / "package.json").read_text(encoding="utf-8")).get("version")
+        except (OSError, ValueError):
+            found = None
+        if found != PINNED_MOTOKO:
+            return (f"{mdir} holds motoko {found}, not the pinned {PINNED_MOTOKO}: "
+                    f"run `npm install motoko@{PINNED_MOTOKO}` (or set GRAPHCOPY_MOTOKO_DIR to use it anyway)")
     if not DRIVER.is_file():
-        return f"the moc driver is missing ({DRIVER})"
+        return f"the moc driver is missing ({DRIVER}): reinstall graphcopy"
     return None
 
 

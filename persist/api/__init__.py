@@ -11,9 +11,10 @@ also at ``persist`` itself (``from persist import install, call``).
 
 from __future__ import annotations
 
-from persist.api.calls import CallResult, call, interface, method_kind, module_interface
+from persist.api.calls import CALL_KINDS, CallResult, call, interface, method_kind, module_interface
 from persist.api.canisters import (
     CanisterStatus,
+    DeleteResult,
     HistoryEntry,
     InstallResult,
     LogLine,
@@ -29,9 +30,11 @@ from persist.api.canisters import (
 from persist.execution.install_code import EMPTY_ARGS
 
 __all__ = [
+    "CALL_KINDS",
     "EMPTY_ARGS",
     "CallResult",
     "CanisterStatus",
+    "DeleteResult",
     "HistoryEntry",
     "InstallResult",
     "LogLine",

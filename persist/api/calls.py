@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from persist.errors import CanisterRejectError, CanisterStateError, CanisterTrapError, MethodNotFoundError
+from persist.errors import (
+    CanisterRejectError,
+    CanisterStateError,
+    CanisterTrapError,
+    InvalidArgumentError,
+    MethodNotFoundError,
+)
 from persist.execution import instances, messages, scheduler
 from persist.execution.installer import EMPTY_ARGS
 from persist.execution.management import dispatch
@@ -32,7 +38,19 @@ from persist.store.canisters import canister_row
 if TYPE_CHECKING:
     from persist.candid import ServiceInterface
 
-__all__ = ["MANAGEMENT", "CallResult", "call", "interface", "is_management", "method_kind", "module_interface"]
+__all__ = [
+    "CALL_KINDS",
+    "MANAGEMENT",
+    "CallResult",
+    "call",
+    "interface",
+    "is_management",
+    "method_kind",
+    "module_interface",
+]
+
+#: What ``call(kind=...)`` accepts: how the caller means to call the method (dfx's ``--query`` / ``--update``).
+CALL_KINDS = ("query", "update")
 
 #: The management canister's id.
 MANAGEMENT = Principal.management_canister().to_text()
@@ -57,9 +75,14 @@ def is_management(name: str) -> bool:
     return name == MANAGEMENT
 
 
-def interface(store: Store, name: str) -> ServiceInterface | None:
-    """The canister's Candid interface (from its module's custom sections), if it has one; for
-    ``aaaaa-aa``, the management canister's."""
+def interface(store: Store, name: str, *, did: str | None = None) -> ServiceInterface | None:
+    """The canister's Candid interface: ``did`` (the text of a ``.did`` file, dfx's ``--candid``)
+    when given, else its module's custom sections (for ``aaaaa-aa``, the management canister's);
+    None if it has none."""
+    if did is not None:
+        from persist.candid import parse_service
+
+        return parse_service(did)
     if is_management(name):
         return management_interface()
     with db.read_transaction(store.engine) as conn:
@@ -154,8 +177,24 @@ def _await_ingress(store: Store, ingress_id: int, canister_id: int, on_message: 
     return response, logs
 
 
-def _call_management(store: Store, method: str, arg: bytes, on_message: Callable[[int], None] | None) -> CallResult:
+def _check_kind(name: str, method: str, kind: str, wanted: str | None) -> None:
+    """dfx's ``--query`` / ``--update``: refused when they contradict how the module exports the method."""
+    if wanted is None or wanted == kind:
+        return
+    if wanted not in CALL_KINDS:
+        raise InvalidArgumentError(f"unknown call kind {wanted!r}: use query or update")
+    if wanted == "query":
+        raise InvalidArgumentError(
+            f"`{method}` is an update method of {name!r}, not a query method; run the command without --query")
+    raise InvalidArgumentError(
+        f"`{method}` is a query method of {name!r}: it runs as a query (its changes are discarded either way); "
+        "run the command without --update")
+
+
+def _call_management(store: Store, method: str, arg: bytes, wanted: str | None,
+                     on_message: Callable[[int], None] | None) -> CallResult:
     kind = method_kind(store, MANAGEMENT, method)
+    _check_kind(MANAGEMENT, method, kind, wanted)
     scheduler.run_pending(store, on_message=on_message)
     response, ingress_id = dispatch.call_from_user(store, method, arg, store.identity, query=kind == "query")
     if ingress_id is not None:
@@ -171,17 +210,20 @@ def _call_management(store: Store, method: str, arg: bytes, on_message: Callable
     return CallResult(method=method, kind=kind, reply=data)
 
 
-def call(store: Store, name: str, method: str, arg: bytes = EMPTY_ARGS, *,
+def call(store: Store, name: str, method: str, arg: bytes = EMPTY_ARGS, *, kind: str | None = None,
          on_message: Callable[[int], None] | None = None) -> CallResult:
     """Call ``method`` as the store's identity: an update commits, a query discards its changes.
 
-    Raises CanisterTrapError (the canister's trap message; nothing changed) or CanisterRejectError.
-    Queued messages the call causes (callbacks, self-calls, other canisters) run before it returns;
-    ``on_message`` is called after each of them (see ``execution.run_pending``). ``name``
-    ``aaaaa-aa`` calls the management canister.
+    ``kind`` ("query" or "update") says how the caller means to call it; InvalidArgumentError
+    (nothing runs) when the module exports the method the other way. Raises CanisterTrapError (the
+    canister's trap message; nothing changed) or CanisterRejectError. Queued messages the call
+    causes (callbacks, self-calls, other canisters) run before it returns; ``on_message`` is called
+    after each of them (see ``execution.run_pending``). ``name`` ``aaaaa-aa`` calls the management
+    canister.
     """
+    wanted = kind
     if is_management(name):
-        return _call_management(store, method, arg, on_message)
+        return _call_management(store, method, arg, wanted, on_message)
     with db.read_transaction(store.engine) as conn:
         row = canister_row(conn, name)
         pending = scheduler.has_pending_work(conn)
@@ -193,6 +235,7 @@ def call(store: Store, name: str, method: str, arg: bytes = EMPTY_ARGS, *,
         raise CanisterStateError(f"canister {name!r} is empty: install a module first (`graphcopy install`)")
     live = instances.live_canister(store, row)
     kind = _kind_of(live, name, method)
+    _check_kind(name, method, kind, wanted)
     if row.status != "running":
         raise CanisterStateError(f"canister {name!r} is {row.status}; run `graphcopy start {name}` first")
     if kind == "query":

@@ -6,6 +6,7 @@ exactly these. Arguments are Candid bytes here; ``persist.candid`` converts text
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 from dataclasses import dataclass
@@ -13,18 +14,21 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from persist.errors import CanisterStateError, GraphcopyError
+from persist.errors import CanisterStateError, GraphcopyError, InvalidArgumentError
 from persist.execution import instances, routing, scheduler
 from persist.execution.install_code import EMPTY_ARGS, InstallResult, install_module
-from persist.execution.management.lifecycle import delete_row, start_row
+from persist.execution.management.lifecycle import start_row
 from persist.host.memory import PAGE
 from persist.host.module import parse_module
 from persist.session import Store
 from persist.store import db, pages, schema
-from persist.store.canisters import canister_row, controller_row, env_vars_of, settings_of
+from persist.store import snapshots as snapshot_sql
+from persist.store.canisters import DELETED, canister_row, controller_row, env_vars_of, settings_of
+from persist.store.deletion import delete_canister
 
 __all__ = [
     "CanisterStatus",
+    "DeleteResult",
     "HistoryEntry",
     "InstallResult",
     "LogLine",
@@ -54,6 +58,15 @@ class HistoryEntry:
     kind: str
     module_hash: str | None
     detail: dict[str, Any] | None
+
+
+@dataclass
+class DeleteResult:
+    """What ``delete`` did: the snapshot it kept (``snapshot load NAME ID`` brings the canister back)."""
+
+    name: str
+    principal: str
+    snapshot_id: int | None
 
 
 @dataclass
@@ -91,21 +104,42 @@ def check_name(name: str) -> None:
     """GraphcopyError unless ``name`` is a valid canister name (letters, digits, "-", "_", ".")."""
     ok = name and len(name) <= 128 and all(ch.isalnum() or ch in "-_." for ch in name)
     if not ok:
-        raise GraphcopyError(f"invalid canister name {name!r}: use letters, digits, '-', '_' and '.'")
+        raise InvalidArgumentError(f"invalid canister name {name!r}: use letters, digits, '-', '_' and '.'")
 
 
 # --------------------------------------------------------------------------- inspection
 
 
-def install(store: Store, name: str, wasm: bytes, *, arg: bytes = EMPTY_ARGS, mode: str = "install") -> InstallResult:
+def install(store: Store, name: str, wasm: bytes, *, arg: bytes = EMPTY_ARGS, mode: str = "install",
+            snapshot: bool = True) -> InstallResult:
     """Install ``wasm`` on canister ``name`` (created if new): run its start function and
     ``canister_init(arg)`` within the install instruction limit, and commit everything at once.
 
-    ``mode="reinstall"`` replaces the module and wipes heap, stable memory and logs. A trap or an
-    invalid module changes nothing (a new canister is not even created).
+    ``mode="reinstall"`` replaces the module and wipes heap, stable memory and logs; with
+    ``snapshot`` (the default) a snapshot of the old state is taken first (``result.snapshot_id``;
+    ``graphcopy rollback NAME`` or ``snapshot load NAME ID`` restores it). A trap or an invalid
+    module changes nothing (a new canister is not even created, a reinstall's snapshot is dropped).
     """
     check_name(name)
-    return install_module(store, name, wasm, arg=arg, mode=mode)
+    from persist.api import snapshots
+
+    snap_id: int | None = None
+    if mode == "reinstall" and snapshot:
+        with db.read_transaction(store.engine) as conn:
+            found = conn.execute(sa.select(schema.canisters.c.module_hash).where(
+                schema.canisters.c.name == name, schema.canisters.c.status != DELETED)).first()
+        if found is not None and found.module_hash is not None:
+            snap_id = snapshots.take_snapshot(store, name, label="before reinstall",
+                                              purpose=snapshot_sql.REINSTALL_PURPOSE).id
+    try:
+        res = install_module(store, name, wasm, arg=arg, mode=mode)
+    except Exception:
+        if snap_id is not None:  # nothing changed: the snapshot has nothing to undo
+            with contextlib.suppress(GraphcopyError):
+                snapshots.delete_snapshot(store, name, snap_id)
+        raise
+    res.snapshot_id = snap_id
+    return res
 
 
 # --------------------------------------------------------------------------- inspection
@@ -166,18 +200,26 @@ def list_canisters(store: Store, *, parent: str | None = None) -> list[CanisterS
     """All canisters of the store, by creation order; with ``parent`` (a name or principal), only
     the canisters that canister created."""
     with db.read_transaction(store.engine) as conn:
-        q = sa.select(schema.canisters).order_by(schema.canisters.c.id)
+        q = sa.select(schema.canisters).where(schema.canisters.c.status != DELETED).order_by(schema.canisters.c.id)
         if parent is not None:
             q = q.where(schema.canisters.c.parent == canister_row(conn, parent).principal)
         rows = conn.execute(q).all()
         return [_status_of(conn, store, r, with_history=False) for r in rows]
 
 
-def logs(store: Store, name: str, *, tail: int | None = None) -> list[LogLine]:
-    """The canister's log: debug prints of committed messages, and the traps of failed ones."""
+def logs(store: Store, name: str, *, tail: int | None = None, since_ns: int | None = None,
+         after_seq: int | None = None) -> list[LogLine]:
+    """The canister's log: debug prints of committed messages, and the traps of failed ones, oldest
+    first. ``tail`` keeps the last N lines, ``since_ns`` those newer than that time, ``after_seq``
+    those after that sequence number (for following a log)."""
     with db.read_transaction(store.engine) as conn:
         row = canister_row(conn, name)
-        q = sa.select(schema.logs).where(schema.logs.c.canister_id == row.id).order_by(schema.logs.c.seq.desc())
+        lg = schema.logs.c
+        q = sa.select(schema.logs).where(lg.canister_id == row.id).order_by(lg.seq.desc())
+        if since_ns is not None:
+            q = q.where(lg.time_ns > since_ns)
+        if after_seq is not None:
+            q = q.where(lg.seq > after_seq)
         if tail is not None:
             q = q.limit(tail)
         out = [LogLine(int(r.seq), int(r.time_ns), r.kind, r.message) for r in conn.execute(q)]
@@ -212,14 +254,25 @@ def start(store: Store, name: str) -> str:
     return "running"
 
 
-def delete(store: Store, name: str) -> None:
-    """Delete a stopped canister with all its state (pages, snapshots, logs, history, queued messages)."""
+def delete(store: Store, name: str, *, snapshot: bool = True) -> DeleteResult:
+    """Delete a stopped canister with all its state (pages, snapshots, logs, queued messages).
+
+    With ``snapshot`` (the default) its last state is snapshotted first and that one snapshot is
+    kept (``result.snapshot_id``): the canister's row stays as a tombstone under another name
+    (``persist.store.canisters``), so the name is free again, and ``snapshot load NAME ID`` brings
+    the canister back (same principal, stopped). Without it, or for an empty canister, nothing is kept.
+    """
     with db.transaction(store.engine) as conn:
         row = _controller_row(conn, store, name)
         if row.status != "stopped":
             raise CanisterStateError(f"canister {name!r} is {row.status}; stop it first (`graphcopy stop {name}`)")
-        delete_row(conn, row)  # and the snapshots' page blobs only they used
+        kept = None
+        if snapshot and row.module_hash is not None:
+            kept = snapshot_sql.record_snapshot(conn, row, "before delete", purpose=snapshot_sql.DELETE_PURPOSE,
+                                                upgrade_to=None).id
+        delete_canister(conn, row, keep_snapshot=kept)
     instances.forget_live(store, row.id)
+    return DeleteResult(name=row.name, principal=row.principal, snapshot_id=kept)
 
 
 def run_pending(store: Store, *, max_messages: int | None = None) -> int:

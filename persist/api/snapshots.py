@@ -5,23 +5,36 @@ these are the public functions over an open store. Only controllers may use snap
 deleting one is refused while a graph-copy migration is in progress; loading one is allowed then
 (it is the way back from a stuck migration). Loading bumps the canister's version, so every cached
 live instance (in this process and others) is dropped and reloaded from the restored state.
+
+The snapshot a delete kept belongs to the deleted canister's tombstone (``persist.store.canisters``):
+it is listed under the old name, loading it brings the canister back under that name (if the name
+is free), and deleting it forgets the deleted canister for good.
 """
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import sqlalchemy as sa
 
-from persist.errors import CanisterStateError, NothingToRollBackError, SnapshotNotFoundError
+from persist.errors import (
+    CanisterExistsError,
+    CanisterNotFoundError,
+    CanisterStateError,
+    NotAuthorizedError,
+    NothingToRollBackError,
+    SnapshotNotFoundError,
+)
 from persist.execution import instances, scheduler
 from persist.session import Store
 from persist.store import db, pages, schema
 from persist.store import snapshots as sql
-from persist.store.canisters import canister_row, controller_row
-from persist.store.snapshots import UPGRADE_PURPOSE, SnapshotInfo
+from persist.store.canisters import canister_row, controller_row, controllers_of, original_name, tombstones
+from persist.store.snapshots import REINSTALL_PURPOSE, UPGRADE_PURPOSE, SnapshotInfo
 
 __all__ = [
+    "REINSTALL_PURPOSE",
     "SnapshotInfo",
     "SnapshotNotFoundError",
     "NothingToRollBackError",
@@ -48,13 +61,44 @@ def take_snapshot(store: Store, name: str, label: str | None = None, *, purpose:
         return sql.record_snapshot(conn, row, label, purpose=purpose, upgrade_to=upgrade_to)
 
 
+def _own_tombstones(conn: sa.Connection, store: Store, name: str) -> list[sa.Row[Any]]:
+    """The tombstones of deleted canisters once called ``name`` that the caller controlled."""
+    return [t for t in tombstones(conn, name) if store.identity.raw in controllers_of(t)]
+
+
+def _tombstone_of(conn: sa.Connection, store: Store, name: str, snapshot_id: int) -> sa.Row[Any] | None:
+    """The tombstone of a deleted canister ``name`` that holds snapshot ``snapshot_id``, if any
+    (NotAuthorizedError if the caller did not control it)."""
+    s = schema.snapshots
+    for t in tombstones(conn, name):
+        if conn.execute(sa.select(s.c.id).where(s.c.id == snapshot_id, s.c.canister_id == t.id)).first():
+            if store.identity.raw not in controllers_of(t):
+                raise NotAuthorizedError(f"only a controller of the deleted canister {name!r} may do this "
+                                         f"(caller {store.identity.to_text()})")
+            return t
+    return None
+
+
 def list_snapshots(store: Store, name: str) -> list[SnapshotInfo]:
-    """The canister's snapshots, oldest first. Controller-only."""
+    """The canister's snapshots, oldest first, then those kept from deleted canisters of that name
+    (``deleted_principal`` set). Controller-only."""
+    s = schema.snapshots
     with db.read_transaction(store.engine) as conn:
-        row = controller_row(conn, name, store.identity, store.lock_owner, mutating=False)
-        s = schema.snapshots
-        snaps = conn.execute(sa.select(s).where(s.c.canister_id == row.id).order_by(s.c.id)).all()
-        return [sql.snapshot_info(conn, row.name, snap) for snap in snaps]
+        try:
+            row: sa.Row[Any] | None = controller_row(conn, name, store.identity, store.lock_owner, mutating=False)
+        except CanisterNotFoundError:
+            row = None
+        dead = _own_tombstones(conn, store, name)
+        if row is None and not dead:
+            raise CanisterNotFoundError(f"no canister named {name!r} in this store (see `graphcopy list`)")
+        out: list[SnapshotInfo] = []
+        for owner in ([row] if row is not None else []) + dead[::-1]:
+            for snap in conn.execute(sa.select(s).where(s.c.canister_id == owner.id).order_by(s.c.id)).all():
+                info = sql.snapshot_info(conn, original_name(owner.name), snap)
+                if owner is not row:
+                    info.deleted_principal = owner.principal
+                out.append(info)
+        return out
 
 
 def _load(store: Store, name: str, snapshot_id: int, *, history_kind: str,
@@ -69,15 +113,52 @@ def _load(store: Store, name: str, snapshot_id: int, *, history_kind: str,
     return info
 
 
+def _revive(store: Store, name: str, snapshot_id: int) -> SnapshotInfo | None:
+    """Bring a deleted canister back from the snapshot its delete kept (None: the snapshot is not one)."""
+    with db.transaction(store.engine) as conn:
+        dead = _tombstone_of(conn, store, name, snapshot_id)
+        if dead is None:
+            return None
+        c = schema.canisters.c
+        if conn.execute(sa.select(c.id).where(c.name == name)).first() is not None:
+            raise CanisterExistsError(
+                f"snapshot {snapshot_id} belongs to the deleted canister {name!r} ({dead.principal}), and a new "
+                f"canister {name!r} exists now; delete that one first to bring the old one back")
+        conn.execute(schema.canisters.update().where(c.id == dead.id).values(name=name))
+        row = conn.execute(sa.select(schema.canisters).where(c.id == dead.id)).one()
+        snap = sql.snapshot_row(conn, row, snapshot_id)
+        return sql.restore_snapshot(conn, row, snap, history_kind="snapshot-load")
+
+
 def load_snapshot(store: Store, name: str, snapshot_id: int) -> SnapshotInfo:
     """Restore exactly the state the snapshot holds (module, pages, metadata), in one transaction.
-    Allowed during a graph-copy migration (it is the way back). Controller-only."""
+    Allowed during a graph-copy migration (it is the way back). The snapshot a delete kept brings
+    the deleted canister back (same principal, stopped), if no other canister took its name.
+    Controller-only."""
+    with db.read_transaction(store.engine) as conn:
+        try:
+            row = canister_row(conn, name)
+            own = conn.execute(sa.select(schema.snapshots.c.id).where(
+                schema.snapshots.c.id == snapshot_id, schema.snapshots.c.canister_id == row.id)).first()
+        except CanisterNotFoundError:
+            own = None
+    if own is None:
+        revived = _revive(store, name, snapshot_id)
+        if revived is not None:
+            return revived
     return _load(store, name, snapshot_id, history_kind="snapshot-load")
 
 
 def delete_snapshot(store: Store, name: str, snapshot_id: int) -> None:
-    """Delete a snapshot and every page blob no other snapshot references. Controller-only."""
+    """Delete a snapshot and every page blob no other snapshot references. Controller-only. The
+    snapshot a delete kept is the deleted canister's last trace: its tombstone goes with it."""
     with db.transaction(store.engine) as conn:
+        dead = _tombstone_of(conn, store, name, snapshot_id)
+        if dead is not None:
+            sql.delete_snapshot_rows(conn, [snapshot_id])
+            conn.execute(schema.history.delete().where(schema.history.c.canister_id == dead.id))
+            conn.execute(schema.canisters.delete().where(schema.canisters.c.id == dead.id))
+            return
         row = controller_row(conn, name, store.identity, store.lock_owner)
         sql.refuse_during_migration(row, "delete a snapshot of")
         snap = sql.snapshot_row(conn, row, snapshot_id)
@@ -85,14 +166,14 @@ def delete_snapshot(store: Store, name: str, snapshot_id: int) -> None:
 
 
 def rollback(store: Store, name: str) -> SnapshotInfo:
-    """Restore the state from before the canister's last upgrade: the snapshot that upgrade took.
+    """Restore the state from before the canister's last upgrade or reinstall: the snapshot it took.
 
-    NothingToRollBackError if no upgrade took one (an upgrade that trapped changed nothing, and its
+    NothingToRollBackError if none took one (an upgrade that trapped changed nothing, and its
     snapshot is dropped), or if the last one was rolled back already.
     """
     with db.read_transaction(store.engine) as conn:
         row = controller_row(conn, name, store.identity, store.lock_owner)
-        candidates = sql.upgrade_snapshots(conn, row.id)
+        candidates = sql.upgrade_snapshots(conn, row.id, (UPGRADE_PURPOSE, REINSTALL_PURPOSE))
     last = candidates[0] if candidates else None
     if last is None:
         raise NothingToRollBackError(

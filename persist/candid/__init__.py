@@ -64,8 +64,10 @@ Each module imports only the ones listed before it (and, of graphcopy, only ``pe
 * ``encode``: :func:`encode_values` (Python values to DIDL).
 * ``decode``: :func:`decode_args` (DIDL to Python values, with subtyping).
 * ``annotate``: typing text values; :func:`encode_args` (text to DIDL).
-* ``printer``: :func:`format_values` and :func:`format_args` (dfx-style output).
-* ``to_json``: :func:`values_to_json`.
+* ``printer``: :func:`format_values` and :func:`format_args` (dfx-style output), :func:`format_args_idl`
+  (one line, ``--output idl``).
+* ``to_json``: :func:`values_to_json`; :func:`values_to_dfx_json` and :func:`format_args_json` (dfx's
+  ``--output json``: big numbers as strings, opt as arrays, blobs as arrays of numbers).
 """
 
 from __future__ import annotations
@@ -74,9 +76,9 @@ from persist.candid.annotate import encode_args
 from persist.candid.decode import decode_args
 from persist.candid.did import MethodSig, ServiceInterface, parse_service
 from persist.candid.encode import encode_values
-from persist.candid.printer import format_args, format_values
+from persist.candid.printer import format_args, format_args_idl, format_values
 from persist.candid.text_parser import parse_type
-from persist.candid.to_json import values_to_json
+from persist.candid.to_json import format_args_json, values_to_dfx_json, values_to_json
 from persist.candid.types import (
     PRIMITIVES,
     CType,
@@ -114,10 +116,13 @@ __all__ = [
     "encode_args",
     "encode_values",
     "format_args",
+    "format_args_idl",
+    "format_args_json",
     "format_type",
     "format_values",
     "idl_hash",
     "parse_service",
     "parse_type",
+    "values_to_dfx_json",
     "values_to_json",
 ]

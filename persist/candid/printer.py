@@ -324,3 +324,14 @@ def format_args(data: bytes, types: Sequence[CType] | None) -> str:
     """
     values, types_used = decode(data, types)
     return format_values(values, types_used)
+
+
+@no_recursion_error
+def format_args_idl(data: bytes, types: Sequence[CType] | None) -> str:
+    """Decode DIDL bytes and print them on one line, as ``dfx canister call --output idl`` does
+    (candid's ``Debug`` of ``IDLArgs``): ``(42 : nat)``, ``(1 : nat, "x")``, and an empty line for no values."""
+    values, types_used = decode(data, types)
+    parts = [_debug(v, t) for v, t in zip(values, types_used, strict=True)]
+    if len(parts) == 1:
+        return f"({parts[0]})"
+    return f"({', '.join(parts)})" if parts else ""

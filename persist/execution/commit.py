@@ -39,9 +39,15 @@ INCREMENT_METHODS = {
     "@motoko_async_destabilization": "destabilize",
 }
 
-def migration_progress(row: sa.Row[Any], live: LiveCanister, ctx: MessageContext) -> str | None:
+def migration_progress(row: sa.Row[Any], live: LiveCanister, ctx: MessageContext,
+                       stable_dirty: list[int] | None = None) -> str | None:
     """The canister's migration record after this message, if a migration is in progress and the
-    message was one of its increments (None: leave the record as it is)."""
+    message was one of its increments (None: leave the record as it is).
+
+    Besides the counters it keeps what progress displays estimate from: ``stable_written_bytes``, the
+    high-water mark of the stable memory the increments wrote (the image's size once stabilized),
+    ``heap_bytes``, the heap's size, and ``stable_io``, per step the bytes the increments read and wrote
+    through ic0.stable* (both of Motoko's copies read the image front to back)."""
     if not row.migration or ctx.method not in INCREMENT_METHODS:
         return None
     record = json.loads(row.migration)
@@ -53,6 +59,13 @@ def migration_progress(row: sa.Row[Any], live: LiveCanister, ctx: MessageContext
     instr = record.setdefault("instructions", {})
     instr[step] = int(instr.get(step, 0)) + ctx.instructions_used
     record["stable_bytes"] = live.stable_pages * PAGE
+    if stable_dirty:
+        written = (max(stable_dirty) + 1) * PAGE
+        record["stable_written_bytes"] = max(int(record.get("stable_written_bytes") or 0), written)
+    record["heap_bytes"] = live.heap_pages * PAGE
+    io = record.setdefault("stable_io", {}).setdefault(step, {"read": 0, "written": 0})
+    io["read"] = int(io.get("read", 0)) + ctx.stable_bytes_read
+    io["written"] = int(io.get("written", 0)) + ctx.stable_bytes_written
     record["updated_ns"] = now_ns()
     return json.dumps(record)
 
@@ -75,7 +88,7 @@ def write_state(conn: sa.Connection, row: sa.Row[Any], live: LiveCanister, *, ti
         "updated_at_ns": now_ns(),
     }
     values.update(extra or {})
-    progress = migration_progress(row, live, ctx) if ctx is not None else None
+    progress = migration_progress(row, live, ctx, stable_dirty) if ctx is not None else None
     if progress is not None:
         values["migration"] = progress
     c = schema.canisters.c

@@ -18,7 +18,7 @@ from persist.errors import (
     CanisterExistsError,
     CanisterStateError,
     CanisterTrapError,
-    GraphcopyError,
+    InvalidArgumentError,
     NotAuthorizedError,
 )
 from persist.execution import installer
@@ -67,7 +67,8 @@ def install_module(store: Store, name: str, wasm: bytes, *, arg: bytes = EMPTY_A
     the run's debug prints.
     """
     if mode not in INSTALL_MODES:
-        raise GraphcopyError(f"unknown install mode {mode!r}: use install or reinstall (upgrades: graphcopy upgrade)")
+        raise InvalidArgumentError(
+            f"unknown install mode {mode!r}: use install or reinstall (upgrades: graphcopy upgrade)")
     store.runtime.load_module(wasm)  # an invalid module is refused before anything else
     with db.read_transaction(store.engine) as conn:
         row = conn.execute(sa.select(schema.canisters).where(schema.canisters.c.name == name)).first()

@@ -93,6 +93,7 @@ class InstallResult:
     instructions: int
     heap_bytes: int
     stable_bytes: int
+    snapshot_id: int | None = None  # the snapshot a reinstall took first (``graphcopy snapshot load`` restores it)
 
 
 @dataclass
@@ -246,7 +247,7 @@ def upgrade(store: Store, row: sa.Row[Any], wasm: bytes, *, arg: bytes, skip_pre
         try:
             new = LiveCanister(
                 store.runtime, info, module, principal=old.principal, controllers=old.controllers,
-                status=row.status, limits=store.limits, heap_pages=0, heap_data=[],
+                status=row.status, limits=old.limits, heap_pages=0, heap_data=[],
                 stable_pages=old.stable_pages, stable_source=stable_source(store, row.id),
                 stable_stored=None, globals_=None, timer_ns=0, run_start=True, predecessor=old, keep_heap=keep)
         except BaseException:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from typing import Any
@@ -10,13 +11,40 @@ import sqlalchemy as sa
 
 from persist.errors import CanisterStateError
 from persist.host.globals import decode_globals
+from persist.host.limits import Limits
 from persist.host.live import LiveCanister
 from persist.principal import Principal
 from persist.session import CachedCanister, Store
 from persist.store import db, pages, schema
 from persist.store.canisters import controllers_of
 
-__all__ = ["forget_live", "live_canister", "stable_source", "undo"]
+__all__ = ["forget_live", "limits_for", "live_canister", "migration_scale", "stable_source", "undo"]
+
+
+def migration_scale(row: sa.Row[Any]) -> float | None:
+    """The ``ic0.performance_counter`` scale of the canister's unfinished graph-copy migration, if any.
+
+    The migration record (``canisters.migration``, written by ``migrate``) keeps the scale its
+    driver started with; every increment of that migration must run with it, whichever command
+    happens to run it (the driver, a resumed driver, or any later command that drains the queue a
+    killed driver left), or a drained increment would take the IC's budget instead of the migration's.
+    """
+    if not row.migration:
+        return None
+    record = json.loads(row.migration)
+    scale = record.get("performance_counter_scale")
+    if record.get("phase") in (None, "done") or not scale:
+        return None
+    return float(scale)
+
+
+def limits_for(store: Store, row: sa.Row[Any]) -> Limits:
+    """The limits the canister's messages run with: the store's, with the scale of its unfinished
+    migration (:func:`migration_scale`) when it has one."""
+    scale = migration_scale(row)
+    if scale is None or scale == store.limits.performance_counter_scale:
+        return store.limits
+    return dataclasses.replace(store.limits, performance_counter_scale=scale)
 
 
 def live_canister(store: Store, row: sa.Row[Any]) -> LiveCanister:
@@ -27,6 +55,7 @@ def live_canister(store: Store, row: sa.Row[Any]) -> LiveCanister:
         cached.live.status = row.status
         cached.live.controllers = set(controllers_of(row))
         cached.live.version = int(row.version)
+        cached.live.limits = limits_for(store, row)
         return cached.live
     store.live.pop(row.id, None)
     if row.module_hash is None:
@@ -44,7 +73,7 @@ def live_canister(store: Store, row: sa.Row[Any]) -> LiveCanister:
         principal=Principal.from_text(row.principal).raw,
         controllers=controllers_of(row),
         status=row.status,
-        limits=store.limits,
+        limits=limits_for(store, row),
         heap_pages=int(row.heap_pages),
         heap_data=heap,
         stable_pages=int(row.stable_pages),

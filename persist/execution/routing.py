@@ -18,7 +18,7 @@ from persist.execution.rejects import callee_missing
 from persist.host.system_api.context import MessageContext
 from persist.principal import Principal
 from persist.store import schema
-from persist.store.canisters import StaleStateError
+from persist.store.canisters import DELETED, StaleStateError
 
 __all__ = ["MANAGEMENT_MESSAGE", "Origin", "Response", "consume", "deliver", "new_ingress", "open_context",
            "send_calls", "settle_stopping", "wait_for_stop"]
@@ -69,7 +69,8 @@ def send_calls(conn: sa.Connection, caller_id: int, caller_principal: bytes, con
                 created_at_ns=now_ns()))
             continue
         target = conn.execute(sa.select(schema.canisters.c.id).where(
-            schema.canisters.c.principal == Principal(call.callee).to_text())).scalar()
+            schema.canisters.c.principal == Principal(call.callee).to_text(),
+            schema.canisters.c.status != DELETED)).scalar()  # a tombstone is no canister
         if target is None:
             deliver(conn, origin, callee_missing(Principal(call.callee).to_text()))
             continue

@@ -254,6 +254,7 @@ class LiveCanister:
         else:
             self.store.set_fuel(fuel)
         ctx.instruction_limit = fuel
+        read0, written0 = self.stable.access()
         trap: str | None = None
         try:
             if isinstance(entry, tuple):
@@ -278,6 +279,8 @@ class LiveCanister:
             self.ctx = None
         used = fuel - self.store.get_fuel()
         ctx.instructions_used = used
+        read1, written1 = self.stable.access()
+        ctx.stable_bytes_read, ctx.stable_bytes_written = read1 - read0, written1 - written0
         return MessageResult(trap=trap, ctx=ctx, instructions=used)
 
     def run_start(self, fuel: int | None) -> MessageResult:

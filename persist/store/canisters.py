@@ -4,6 +4,11 @@ A canister is found by its name or its principal text. Its row's ``version`` is 
 compare-and-set guard of every commit (:class:`StaleStateError` when another process got there
 first). Canister ids are allocated from a counter in ``settings`` like the replica's canister ranges
 (``Principal.from_canister_index``).
+
+A deleted canister whose last state was snapshotted first keeps its row as a *tombstone*: status
+``deleted``, no module or pages, renamed ``<name>#deleted-<id>`` (``#`` is not allowed in canister
+names, so the name is free again) and holding only that snapshot, from which ``snapshot load NAME
+ID`` brings it back. Lookups by name or principal never return a tombstone; :func:`tombstones` does.
 """
 
 from __future__ import annotations
@@ -26,6 +31,10 @@ __all__ = [
     "canister_row",
     "canister_row_by_id",
     "canister_row_by_principal",
+    "DELETED",
+    "original_name",
+    "tombstone_name",
+    "tombstones",
     "controller_row",
     "controllers_of",
     "env_vars_of",
@@ -40,16 +49,39 @@ IDENTITY_KEY = "identity"
 NEXT_CANISTER_INDEX_KEY = "next_canister_index"
 
 
+#: The status of a tombstone: a deleted canister kept only for the snapshot taken before its deletion.
+DELETED = "deleted"
+_TOMBSTONE = "#deleted-"
+
+
 class StaleStateError(GraphcopyError):
     """Another process committed to this canister (or took this message) first; retry."""
+
+
+def tombstone_name(name: str, canister_id: int) -> str:
+    """The name a deleted canister's row takes (``counter#deleted-7``), freeing ``name``."""
+    return f"{name}{_TOMBSTONE}{canister_id}"
+
+
+def original_name(row_name: str) -> str:
+    """The name a canister had before it was deleted (``counter`` for ``counter#deleted-7``)."""
+    return row_name.split(_TOMBSTONE, 1)[0]
+
+
+def tombstones(conn: sa.Connection, name: str) -> list[sa.Row[Any]]:
+    """The rows of deleted canisters that were called ``name``, newest first."""
+    c = schema.canisters.c
+    return list(conn.execute(sa.select(schema.canisters).where(
+        c.status == DELETED, c.name.startswith(name + _TOMBSTONE, autoescape=True)).order_by(c.id.desc())))
 
 
 def canister_row(conn: sa.Connection, name: str) -> sa.Row[Any]:
     """The canister row by name or principal text; CanisterNotFoundError if there is none."""
     c = schema.canisters.c
-    row = conn.execute(sa.select(schema.canisters).where(c.name == name)).first()
+    live = c.status != DELETED
+    row = conn.execute(sa.select(schema.canisters).where(c.name == name, live)).first()
     if row is None:
-        row = conn.execute(sa.select(schema.canisters).where(c.principal == name)).first()
+        row = conn.execute(sa.select(schema.canisters).where(c.principal == name, live)).first()
     if row is None:
         raise CanisterNotFoundError(f"no canister named {name!r} in this store (see `graphcopy list`)")
     return row
@@ -61,9 +93,10 @@ def canister_row_by_id(conn: sa.Connection, canister_id: int) -> sa.Row[Any] | N
 
 
 def canister_row_by_principal(conn: sa.Connection, principal: bytes) -> sa.Row[Any] | None:
-    """The canister row with this principal (raw bytes), or None."""
+    """The canister row with this principal (raw bytes), or None (a deleted canister is none)."""
     text = Principal(principal).to_text()
-    return conn.execute(sa.select(schema.canisters).where(schema.canisters.c.principal == text)).first()
+    c = schema.canisters.c
+    return conn.execute(sa.select(schema.canisters).where(c.principal == text, c.status != DELETED)).first()
 
 
 def controllers_of(row: sa.Row[Any]) -> list[bytes]:

@@ -235,7 +235,8 @@ def translate_error(exc: BaseException, engine_or_url: sa.Engine | sa.URL | str)
     Accepts SQLAlchemy-wrapped errors as well as raw ``sqlite3`` / ``psycopg`` ones (the page I/O of
     :mod:`persist.store.pages` uses driver cursors directly).
     """
-    where = describe_url(engine_or_url.url if isinstance(engine_or_url, sa.Engine) else engine_or_url)
+    url = engine_or_url.url if isinstance(engine_or_url, sa.Engine) else engine_or_url
+    where = describe_url(url)
     orig: BaseException = exc
     if isinstance(exc, sa.exc.DBAPIError) and exc.orig is not None:
         orig = exc.orig
@@ -246,7 +247,7 @@ def translate_error(exc: BaseException, engine_or_url: sa.Engine | sa.URL | str)
         if "unable to open database file" in msg:
             return StoreError(
                 f"cannot open SQLite database {where}: unable to open the file "
-                "(does the directory exist, and is it writable?)"
+                f"(does the directory exist, and is it writable?{_relative_hint(url)})"
             )
         if "readonly" in msg or "read-only" in msg:
             return StoreError(f"cannot write SQLite database {where}: the file or its directory is read-only")
@@ -259,11 +260,49 @@ def translate_error(exc: BaseException, engine_or_url: sa.Engine | sa.URL | str)
         if sqlstate in ("55P03", "40P01") or (sqlstate == "57014" and "lock timeout" in str(orig)):
             return _locked(where)
         if sqlstate is None:
-            return StoreError(f"cannot connect to database {where}: {_first_line(orig)}")
+            return StoreError(f"cannot connect to database {where}: {_pg_reason(orig)}{_createdb_hint(url, orig)}")
         return StoreError(f"database {where}: {_first_line(orig)}")
     if isinstance(exc, sa.exc.OperationalError):
         return StoreError(f"database {where}: {_first_line(orig)}")
     return None
+
+
+def _relative_hint(url: sa.URL | str) -> str:
+    """For a ``sqlite:///relative/path`` URL: where it points, and how to write an absolute path."""
+    try:
+        u = sa.make_url(url)
+    except sa.exc.ArgumentError:
+        return ""
+    path = u.database or ""
+    if u.get_backend_name() != "sqlite" or not path or path == ":memory:" or os.path.isabs(path):
+        return ""
+    return (f" {u.render_as_string()} is relative to the working directory ({Path.cwd() / path}); "
+            f"an absolute path takes four slashes: sqlite:////{path.lstrip('/')} means /{path.lstrip('/')}")
+
+
+def _pg_reason(exc: BaseException) -> str:
+    """psycopg's connection error without its "connection failed: connection to server ..." preamble."""
+    text = " ".join(str(exc).split())
+    return text.split("FATAL: ", 1)[1].strip() if "FATAL: " in text else _first_line(exc)
+
+
+def _createdb_hint(url: sa.URL | str, exc: BaseException) -> str:
+    """For a PostgreSQL database that does not exist: the command that creates it."""
+    if "does not exist" not in str(exc) or 'database "' not in str(exc):
+        return ""
+    try:
+        u = sa.make_url(url)
+    except sa.exc.ArgumentError:
+        return ""
+    parts = ["createdb"]
+    if u.host:
+        parts += ["-h", u.host]
+    if u.port:
+        parts += ["-p", str(u.port)]
+    if u.username:
+        parts += ["-U", u.username]
+    parts.append(u.database or "")
+    return f"; create it with `{' '.join(parts)}` (graphcopy creates its tables, not the database)"
 
 
 def _locked(where: str) -> StoreLockedError:

@@ -30,9 +30,10 @@ from persist.store.events import add_history
 
 __all__ = [
     "CHUNK_KIND",
+    "DELETE_PURPOSE",
+    "REINSTALL_PURPOSE",
     "UPGRADE_PURPOSE",
     "SnapshotInfo",
-    "delete_all_snapshots",
     "delete_snapshot_rows",
     "migration_in_progress",
     "record_snapshot",
@@ -48,6 +49,10 @@ __all__ = [
 CHUNK_KIND = "chunk"
 #: ``metadata["purpose"]`` of the snapshot ``graphcopy upgrade`` takes before it changes anything.
 UPGRADE_PURPOSE = "upgrade"
+#: ... that a reinstall takes before it wipes the canister (``graphcopy rollback`` undoes a reinstall too).
+REINSTALL_PURPOSE = "reinstall"
+#: ... that a delete takes and keeps (with a tombstone row, see ``persist.store.canisters``).
+DELETE_PURPOSE = "delete"
 # Migration phases during which the canister is blocked (see migrate.record; persist does not import migrate).
 _UNFINISHED_PHASES = ("stabilizing", "stabilized", "upgrading", "upgraded", "destabilizing", "failed")
 _BATCH = pages.BATCH_PAGES
@@ -69,6 +74,7 @@ class SnapshotInfo:
     purpose: str | None = None
     upgrade_to: str | None = None
     rolled_back_at_ns: int | None = None
+    deleted_principal: str | None = None  # set when the snapshot belongs to a deleted canister of this name
 
 
 def migration_in_progress(row: sa.Row[Any]) -> bool:
@@ -81,9 +87,12 @@ def migration_in_progress(row: sa.Row[Any]) -> bool:
 def refuse_during_migration(row: sa.Row[Any], what: str) -> None:
     """CanisterStateError if a graph-copy migration of the canister is in progress."""
     if migration_in_progress(row):
+        # A migration started by stabilize-before-upgrade has no target yet: the upgrade needs the module.
+        target = json.loads(row.migration).get("target_module_hash")
+        finish = f"graphcopy upgrade {row.name} --resume" if target else f"graphcopy upgrade {row.name} WASM"
         raise CanisterStateError(
             f"cannot {what} canister {row.name!r}: a graph-copy migration is in progress "
-            f"(finish it with `graphcopy upgrade {row.name} --resume`, or load a snapshot)")
+            f"(finish it with `{finish}`, or load a snapshot)")
 
 
 def snapshot_info(conn: sa.Connection, name: str, snap: sa.Row[Any]) -> SnapshotInfo:
@@ -257,15 +266,10 @@ def delete_snapshot_rows(conn: sa.Connection, snapshot_ids: list[int]) -> None:
         conn.execute(pb.delete().where(pb.c.hash.in_(chunk), ~other))
 
 
-def delete_all_snapshots(conn: sa.Connection, canister_id: int) -> None:
-    """Delete every snapshot of a canister and the blobs only they used."""
-    s = schema.snapshots
-    ids = [int(i) for i in conn.execute(sa.select(s.c.id).where(s.c.canister_id == canister_id)).scalars()]
-    delete_snapshot_rows(conn, ids)
-
-
-def upgrade_snapshots(conn: sa.Connection, canister_id: int) -> list[sa.Row[Any]]:
-    """The canister's snapshots that an upgrade took before it changed anything, newest first."""
+def upgrade_snapshots(conn: sa.Connection, canister_id: int,
+                      purposes: tuple[str, ...] = (UPGRADE_PURPOSE,)) -> list[sa.Row[Any]]:
+    """The canister's snapshots that an upgrade (or another of ``purposes``) took before it changed
+    anything, newest first."""
     s = schema.snapshots
     rows = conn.execute(sa.select(s).where(s.c.canister_id == canister_id).order_by(s.c.id.desc())).all()
-    return [snap for snap in rows if json.loads(snap.metadata).get("purpose") == UPGRADE_PURPOSE]
+    return [snap for snap in rows if json.loads(snap.metadata).get("purpose") in purposes]

@@ -38,9 +38,8 @@ from persist.host.memory import PAGE
 from persist.host.system_api.subnet import SUBNET_ID
 from persist.principal import Principal
 from persist.session import Store
-from persist.store import canisters, events, pages, schema
-from persist.store.canisters import StaleStateError, controllers_of
-from persist.store.snapshots import delete_all_snapshots
+from persist.store import canisters, deletion, events, schema
+from persist.store.canisters import DELETED, StaleStateError, controllers_of
 
 __all__ = [
     "CHUNK_BYTES",
@@ -59,7 +58,6 @@ __all__ = [
     "raw_rand",
     "start_canister",
     "start_row",
-    "delete_row",
     "changes",
     "stop_canister",
     "subnet_info",
@@ -195,20 +193,9 @@ def delete_canister(conn: sa.Connection, store: Store, req: Request) -> Reply:
                          "the canister.", "delete-canister-queue-not-empty")
         raise IcError(203, f"Canister {row.principal} has messages in its queues and cannot be deleted now. "
                            f"Please retry after some time.\n{help_}")
-    delete_row(conn, row)
+    deletion.delete_canister(conn, row)
     req.after_commit.append(lambda: forget_live(store, row.id))
     return Reply()
-
-
-def delete_row(conn: sa.Connection, row: sa.Row[Any]) -> None:
-    """Delete a canister and everything it holds (``graphcopy delete`` does the same)."""
-    for table in (schema.messages, schema.call_contexts, schema.ingress, schema.logs, schema.history,
-                  schema.wasm_chunks, schema.stop_waiters):
-        conn.execute(table.delete().where(table.c.canister_id == row.id))
-    pages.delete_pages(conn, pages.HEAP, row.id)
-    pages.delete_pages(conn, pages.STABLE, row.id)
-    delete_all_snapshots(conn, row.id)
-    conn.execute(schema.canisters.delete().where(schema.canisters.c.id == row.id))
 
 
 def _add_cycles(conn: sa.Connection, row: sa.Row[Any], amount: int) -> None:
@@ -399,7 +386,9 @@ def list_canisters(conn: sa.Connection, store: Store, req: Request) -> Reply:
     store's own identity is the subnet's admin."""
     if req.caller != store.identity or req.replicated:
         raise IcError(rejects.CANISTER_REJECTED_MESSAGE, "The caller is not authorized to call this method.")
-    ids = sorted(Principal.from_text(p) for p in conn.execute(sa.select(schema.canisters.c.principal)).scalars())
+    c = schema.canisters.c
+    ids = sorted(Principal.from_text(p) for p in conn.execute(sa.select(c.principal).where(c.status != DELETED))
+                 .scalars())
     ranges: list[dict[str, Principal]] = []
     for p in ids:
         index = p.canister_index()

@@ -19,7 +19,7 @@ from persist.execution.rejects import IcError, doc_help
 from persist.principal import Principal
 from persist.session import Store
 from persist.store import schema
-from persist.store.canisters import controllers_of, settings_of
+from persist.store.canisters import DELETED, controllers_of, settings_of
 
 __all__ = [
     "Pending",
@@ -94,7 +94,8 @@ def canister_arg(req: Request, key: str = "canister_id") -> Principal:
 def target(conn: sa.Connection, principal: Principal) -> sa.Row[Any]:
     """The canister row with this id; CanisterNotFound if there is none."""
     row = conn.execute(sa.select(schema.canisters).where(
-        schema.canisters.c.principal == principal.to_text())).first()
+        schema.canisters.c.principal == principal.to_text(),
+        schema.canisters.c.status != DELETED)).first()  # a tombstone is no canister
     if row is None:
         raise not_found(principal.to_text())
     return row

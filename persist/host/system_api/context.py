@@ -125,6 +125,9 @@ class MessageContext:
     logs: list[tuple[int, str]] = field(default_factory=list)
     instruction_limit: int = 0
     instructions_used: int = 0
+    # Bytes the message read from and wrote to stable memory through ic0.stable* (graph-copy progress).
+    stable_bytes_read: int = 0
+    stable_bytes_written: int = 0
     method: str = ""
     cycles_available: int = 0
     cycles_accepted: int = 0
