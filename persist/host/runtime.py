@@ -8,18 +8,9 @@ from persist.errors import InvalidModuleError
 from persist.host.instrument import instrument
 from persist.host.module import ModuleInfo, parse_module
 from persist.host.stable_helper import helper_wat
-from persist.host.system_api import import_problem
+from persist.host.validation import check_module
 
 __all__ = ["Runtime"]
-
-
-def ic0_imports(module: wasmtime.Module) -> list[tuple[str, list[str], list[str]]]:
-    """The module's ``ic0`` function imports: name, parameter and result types."""
-    out = []
-    for imp in module.imports:
-        if imp.module == "ic0" and isinstance(imp.type, wasmtime.FuncType):
-            out.append((imp.name or "", [str(t) for t in imp.type.params], [str(t) for t in imp.type.results]))
-    return out
 
 
 class Runtime:
@@ -41,14 +32,12 @@ class Runtime:
         cached = self._modules.get(info.hash)
         if cached is not None:
             return cached
+        check_module(wasm, info)  # the replica's install-time validation, before anything is allocated
         try:
             module = wasmtime.Module(self.engine, instrument(wasm, info))
         except wasmtime.WasmtimeError as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid module"
             raise InvalidModuleError(f"not a valid Wasm module: {first}") from exc
-        problem = import_problem(ic0_imports(module), info.memory is not None and info.memory.is_64)
-        if problem is not None:
-            raise InvalidModuleError(f"not a supported canister module: {problem}")
         self._modules[info.hash] = (info, module)
         return info, module
 
