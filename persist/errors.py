@@ -49,6 +49,12 @@ class CandidError(GraphcopyError):
     exit_code = 2
 
 
+class MessageTooLargeError(GraphcopyError):
+    """A message is larger than the IC accepts (an ingress argument over 2 MiB, by default)."""
+
+    exit_code = 2
+
+
 class NotAuthorizedError(GraphcopyError):
     """The caller is not allowed to do this (for example, not a controller)."""
 

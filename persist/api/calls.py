@@ -20,7 +20,7 @@ from persist.execution import instances, messages, scheduler
 from persist.execution.installer import EMPTY_ARGS
 from persist.execution.management import dispatch
 from persist.execution.management.interface import management_interface
-from persist.execution.rejects import Response
+from persist.execution.rejects import Response, check_ingress_size
 from persist.host.live import LiveCanister
 from persist.host.module import ModuleInfo, parse_module
 from persist.host.system_api.context import REJECT_CANISTER_ERROR, REJECT_CANISTER_REJECT
@@ -180,6 +180,7 @@ def call(store: Store, name: str, method: str, arg: bytes = EMPTY_ARGS, *,
     ``on_message`` is called after each of them (see ``execution.run_pending``). ``name``
     ``aaaaa-aa`` calls the management canister.
     """
+    check_ingress_size(store.limits.max_ingress_bytes, name, method, arg)
     if is_management(name):
         return _call_management(store, method, arg, on_message)
     with db.read_transaction(store.engine) as conn:

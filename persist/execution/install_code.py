@@ -31,6 +31,7 @@ from persist.execution.installer import (
     Requester,
     UpgradeResult,
 )
+from persist.execution.rejects import check_ingress_size
 from persist.execution.scheduler import run_pending
 from persist.session import Store
 from persist.store import db, events, locks, schema
@@ -54,7 +55,7 @@ INSTALL_MODES = ("install", "reinstall")
 def _keep_failed_logs(store: Store, row: sa.Row[Any] | None, exc: CanisterTrapError) -> None:
     if row is not None:
         with db.transaction(store.engine) as conn:
-            events.append_logs(conn, row.id, exc.logs)
+            events.append_logs(conn, row.id, exc.logs, capacity=store.limits.log_memory_limit)
 
 
 def install_module(store: Store, name: str, wasm: bytes, *, arg: bytes = EMPTY_ARGS,
@@ -68,6 +69,8 @@ def install_module(store: Store, name: str, wasm: bytes, *, arg: bytes = EMPTY_A
     """
     if mode not in INSTALL_MODES:
         raise GraphcopyError(f"unknown install mode {mode!r}: use install or reinstall (upgrades: graphcopy upgrade)")
+    # The argument travels in the install_code ingress message (large modules go in chunks).
+    check_ingress_size(store.limits.max_ingress_bytes, name, "canister_init", arg)
     store.runtime.load_module(wasm)  # an invalid module is refused before anything else
     with db.read_transaction(store.engine) as conn:
         row = conn.execute(sa.select(schema.canisters).where(schema.canisters.c.name == name)).first()
@@ -104,6 +107,7 @@ def upgrade_code(
     traps or runs out of instructions (everything is rolled back), CanisterStateError for an empty
     canister. Queued messages run first. ``history_detail`` is added to the upgrade's history entry.
     """
+    check_ingress_size(store.limits.max_ingress_bytes, name, "canister_post_upgrade", arg)
     store.runtime.load_module(wasm)
     run_pending(store)
     with db.read_transaction(store.engine) as conn:
