@@ -46,8 +46,11 @@ class Store:
     # their committed state between messages, so dropping one loses nothing).
     max_live: int = 16
     # Upper bound on queued messages one command runs before it returns (the rest stay queued,
-    # durable, for the next command).
-    max_messages_per_command: int = 1_000_000
+    # durable, for the next command), and on those of them it runs for work it does not wait for
+    # (other canisters' queues, what its call set going after it was answered); see
+    # ``persist.execution.scheduler``.
+    max_messages_per_command: int = 10_000
+    max_background_messages: int = 20
     # The pipeline worker token ("host:pid") this store acts for: canisters that worker has claimed
     # (``pipeline_locks``) are not refused to it (see ``persist.store.locks``).
     lock_owner: str | None = None

@@ -17,6 +17,7 @@ from persist.errors import CanisterStateError, GraphcopyError
 from persist.execution import instances, routing, scheduler
 from persist.execution.install_code import EMPTY_ARGS, InstallResult, install_module
 from persist.execution.management.lifecycle import delete_row, start_row
+from persist.execution.scheduler import QueueEntry
 from persist.host.memory import PAGE
 from persist.host.module import parse_module
 from persist.session import Store
@@ -28,11 +29,13 @@ __all__ = [
     "HistoryEntry",
     "InstallResult",
     "LogLine",
+    "QueueEntry",
     "check_name",
     "delete",
     "install",
     "list_canisters",
     "logs",
+    "queue",
     "run_pending",
     "start",
     "status",
@@ -200,7 +203,7 @@ def stop(store: Store, name: str) -> str:
         if row.status == "running":
             conn.execute(schema.canisters.update().where(schema.canisters.c.id == row.id).values(status="stopping"))
             routing.settle_stopping(conn, row.id)
-    scheduler.run_pending(store)
+    scheduler.run_pending(store, focus=[row.id])  # its open call contexts may still finish
     with db.read_transaction(store.engine) as conn:
         return str(canister_row(conn, name).status)
 
@@ -223,5 +226,12 @@ def delete(store: Store, name: str) -> None:
 
 
 def run_pending(store: Store, *, max_messages: int | None = None) -> int:
-    """Run queued messages and due timers (what a killed command left behind, for example)."""
+    """Run queued messages and due timers, every canister in turn (what earlier commands left
+    behind, for example), at most ``max_messages`` (default ``store.max_messages_per_command``)."""
     return scheduler.run_pending(store, max_messages=max_messages)
+
+
+def queue(store: Store) -> list[QueueEntry]:
+    """What is queued, per canister: messages by kind, and whether its timer is due."""
+    with db.read_transaction(store.engine) as conn:
+        return scheduler.queue_summary(conn)

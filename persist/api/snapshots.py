@@ -59,8 +59,8 @@ def list_snapshots(store: Store, name: str) -> list[SnapshotInfo]:
 
 def _load(store: Store, name: str, snapshot_id: int, *, history_kind: str,
           mark_rolled_back: bool = False) -> SnapshotInfo:
-    # Messages queued for the canister would run against the restored state: drain them first.
-    scheduler.run_pending(store)
+    # Messages queued for the canister would run against the restored state: run them first.
+    scheduler.settle_canister(store, name)
     with db.transaction(store.engine) as conn:
         row = controller_row(conn, name, store.identity, store.lock_owner)
         snap = sql.snapshot_row(conn, row, snapshot_id)

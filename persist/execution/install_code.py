@@ -32,7 +32,7 @@ from persist.execution.installer import (
     UpgradeResult,
 )
 from persist.execution.rejects import check_ingress_size
-from persist.execution.scheduler import run_pending
+from persist.execution.scheduler import settle_canister
 from persist.session import Store
 from persist.store import db, events, locks, schema
 from persist.store.canisters import controller_row, controllers_of
@@ -87,7 +87,7 @@ def install_module(store: Store, name: str, wasm: bytes, *, arg: bytes = EMPTY_A
     except CanisterTrapError as exc:
         _keep_failed_logs(store, row, exc)
         raise
-    run_pending(store)
+    settle_canister(store, name)
     return result
 
 
@@ -109,7 +109,7 @@ def upgrade_code(
     """
     check_ingress_size(store.limits.max_ingress_bytes, name, "canister_post_upgrade", arg)
     store.runtime.load_module(wasm)
-    run_pending(store)
+    settle_canister(store, name)
     with db.read_transaction(store.engine) as conn:
         row = controller_row(conn, name, store.identity, store.lock_owner)
     if row.module_hash is None:
