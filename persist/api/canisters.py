@@ -13,16 +13,17 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from persist.errors import CanisterStateError, GraphcopyError
+from persist.errors import CandidError, CanisterStateError, GraphcopyError
 from persist.execution import instances, routing, scheduler
 from persist.execution.install_code import EMPTY_ARGS, InstallResult, install_module
 from persist.execution.management.lifecycle import delete_row, start_row
 from persist.execution.scheduler import QueueEntry
 from persist.host.memory import PAGE
 from persist.host.module import parse_module
+from persist.principal import Principal
 from persist.session import Store
 from persist.store import db, pages, schema
-from persist.store.canisters import canister_row, controller_row, env_vars_of, settings_of
+from persist.store.canisters import canister_row, controller_row, env_vars_of, is_text, settings_of
 
 __all__ = [
     "CanisterStatus",
@@ -90,11 +91,24 @@ class CanisterStatus:
 # --------------------------------------------------------------------------- install
 
 
-def check_name(name: str) -> None:
-    """GraphcopyError unless ``name`` is a valid canister name (letters, digits, "-", "_", ".")."""
+def check_name(name: str, *, principal: str | None = None) -> None:
+    """GraphcopyError unless ``name`` may name a new canister: letters, digits, "-", "_" and ".",
+    valid text (no undecodable bytes from a command line), and not a principal's text form (a
+    canister is found by its name or its principal, so a name that reads as a principal would make
+    that ambiguous), unless it is ``principal``, the principal the canister gets."""
+    if not is_text(name):
+        raise GraphcopyError(f"invalid canister name {name!r}: it is not valid text (undecodable bytes; "
+                             "check the terminal's encoding)")
     ok = name and len(name) <= 128 and all(ch.isalnum() or ch in "-_." for ch in name)
     if not ok:
         raise GraphcopyError(f"invalid canister name {name!r}: use letters, digits, '-', '_' and '.'")
+    try:
+        as_principal = Principal.from_text(name).to_text()
+    except CandidError:
+        return
+    if as_principal != principal:
+        raise GraphcopyError(f"invalid canister name {name!r}: it is a principal's text form, and canisters are found "
+                             "by name or principal; choose a name that is not a principal")
 
 
 # --------------------------------------------------------------------------- inspection

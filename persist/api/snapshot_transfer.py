@@ -155,7 +155,8 @@ def import_snapshot(store: Store, name: str, directory: str | Path, *, into: boo
     migration in progress on the target). Nothing is changed when it raises.
     """
     t0 = time.perf_counter()
-    check_name(name)
+    if not into:
+        check_name(name, principal=canister_id and Principal.from_text(canister_id).to_text())
     snap = open_snapshot_dir(directory)
     meta = snap.metadata
     wasm, info = _load_module(store, snap)

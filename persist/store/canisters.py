@@ -30,6 +30,7 @@ __all__ = [
     "controllers_of",
     "env_vars_of",
     "insert_ignore",
+    "is_text",
     "next_principal",
     "refuse_with_calls_in_flight",
     "settings_of",
@@ -44,8 +45,21 @@ class StaleStateError(GraphcopyError):
     """Another process committed to this canister (or took this message) first; retry."""
 
 
+def is_text(value: str) -> bool:
+    """Whether ``value`` is valid text (Python keeps undecodable command-line bytes as surrogates,
+    which no database can store or compare)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def canister_row(conn: sa.Connection, name: str) -> sa.Row[Any]:
     """The canister row by name or principal text; CanisterNotFoundError if there is none."""
+    if not is_text(name):
+        raise CanisterNotFoundError(f"no canister named {name!r} in this store: the name is not valid text "
+                                    "(undecodable bytes; check the terminal's encoding)")
     c = schema.canisters.c
     row = conn.execute(sa.select(schema.canisters).where(c.name == name)).first()
     if row is None:
