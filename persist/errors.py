@@ -37,6 +37,12 @@ class CanisterExistsError(GraphcopyError):
     exit_code = 2
 
 
+class InvalidNameError(GraphcopyError):
+    """A name is not one a canister may have (characters, undecodable bytes, a principal's text)."""
+
+    exit_code = 2
+
+
 class InvalidModuleError(GraphcopyError):
     """The bytes given are not a Wasm module graphcopy can host (corrupt, or not a canister)."""
 

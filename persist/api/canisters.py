@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from persist.errors import CandidError, CanisterStateError, GraphcopyError
+from persist.errors import CandidError, CanisterStateError, InvalidNameError
 from persist.execution import instances, routing, scheduler
 from persist.execution.install_code import EMPTY_ARGS, InstallResult, install_module
 from persist.execution.management.lifecycle import delete_row, start_row
@@ -92,23 +92,23 @@ class CanisterStatus:
 
 
 def check_name(name: str, *, principal: str | None = None) -> None:
-    """GraphcopyError unless ``name`` may name a new canister: letters, digits, "-", "_" and ".",
+    """InvalidNameError unless ``name`` may name a new canister: letters, digits, "-", "_" and ".",
     valid text (no undecodable bytes from a command line), and not a principal's text form (a
     canister is found by its name or its principal, so a name that reads as a principal would make
     that ambiguous), unless it is ``principal``, the principal the canister gets."""
     if not is_text(name):
-        raise GraphcopyError(f"invalid canister name {name!r}: it is not valid text (undecodable bytes; "
-                             "check the terminal's encoding)")
+        raise InvalidNameError(f"invalid canister name {name!r}: it is not valid text (undecodable bytes; "
+                               "check the terminal's encoding)")
     ok = name and len(name) <= 128 and all(ch.isalnum() or ch in "-_." for ch in name)
     if not ok:
-        raise GraphcopyError(f"invalid canister name {name!r}: use letters, digits, '-', '_' and '.'")
+        raise InvalidNameError(f"invalid canister name {name!r}: use letters, digits, '-', '_' and '.'")
     try:
         as_principal = Principal.from_text(name).to_text()
     except CandidError:
         return
     if as_principal != principal:
-        raise GraphcopyError(f"invalid canister name {name!r}: it is a principal's text form, and canisters are found "
-                             "by name or principal; choose a name that is not a principal")
+        raise InvalidNameError(f"invalid canister name {name!r}: it is a principal's text form, and canisters are "
+                               "found by name or principal; choose a name that is not a principal")
 
 
 # --------------------------------------------------------------------------- inspection
