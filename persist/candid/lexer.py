@@ -1,4 +1,5 @@
-"""Tokenizer of Candid text (values and types), following ``candid_parser``'s ``token.rs``."""
+"""Tokenizer of Candid text (values and types), following ``candid_parser``'s ``token.rs``; and
+:func:`text_literals`, the string literals of any Candid text."""
 
 from __future__ import annotations
 
@@ -128,6 +129,34 @@ def _lex_number(src: str, i: int, toks: list[Tok]) -> int:
         raise syntax_error(f"invalid number {src[start:k]!r}", start)
     toks.append(tok)
     return j
+
+
+def text_literals(src: str) -> list[tuple[int, bytes]]:
+    """The string literals of Candid text (``.did`` or values) as ``(position, bytes)``, comments
+    skipped, everything else ignored. CandidError for a literal that does not lex."""
+    out: list[tuple[int, bytes]] = []
+    i, n = 0, len(src)
+    while i < n:
+        if src.startswith("//", i):
+            j = src.find("\n", i)
+            i = n if j < 0 else j + 1
+        elif src.startswith("/*", i):
+            depth, i = 1, i + 2
+            while depth and i < n:
+                if src.startswith("/*", i):
+                    depth, i = depth + 1, i + 2
+                elif src.startswith("*/", i):
+                    depth, i = depth - 1, i + 2
+                else:
+                    i += 1
+        elif src[i] == '"':
+            toks: list[Tok] = []
+            end = _lex_text(src, i, toks)
+            out.append((i, toks[0].value))
+            i = end
+        else:
+            i += 1
+    return out
 
 
 def _lex_text(src: str, i: int, toks: list[Tok]) -> int:
