@@ -155,3 +155,32 @@ def test_the_cli_prints_the_rule(sqlite_url: str, tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["--db", sqlite_url, "install", "bad", str(path)])
     assert res.exit_code == 2
     assert "MAX_WASM64_MEMORY_IN_BYTES" in res.output and "Traceback" not in res.output
+
+
+def test_validation_is_done_at_install_only(sqlite_url: str) -> None:
+    """A canister whose module an older graphcopy installed keeps running, as on the IC, even if the
+    module breaks a rule checked now; installing that module anew is refused."""
+    import sqlalchemy as sa
+
+    from persist.session import open_store
+    from persist.store import db, schema
+    from persist.store.canisters import store_module
+
+    ok = wat('(module (import "ic0" "msg_reply" (func $reply)) (memory 1) '
+             '(func (export "canister_update f") (call $reply)))')
+    legacy = wat('(module (import "ic0" "msg_reply" (func $reply)) (memory 1) '
+                 '(func (export "canister_update f") (call $reply)) (func (export "canister_foo")))')
+    with open_store(sqlite_url) as st:
+        api.install(st, "old", ok)
+        info = parse_module(legacy)
+        with db.transaction(st.engine) as conn:
+            store_module(conn, legacy, info.hash, info.custom_sections)
+            conn.execute(schema.canisters.update().where(schema.canisters.c.name == "old")
+                         .values(module_hash=info.hash, version=schema.canisters.c.version + 1))
+    with open_store(sqlite_url) as st:
+        assert api.call(st, "old", "f").reply == b""
+        assert api.status(st, "old").module_hash == info.hash
+        with pytest.raises(InvalidModuleError, match="Exporting reserved function 'canister_foo'"):
+            api.install(st, "new", legacy)
+        with st.engine.connect() as conn:
+            assert conn.execute(sa.select(sa.func.count()).select_from(schema.canisters)).scalar() == 1

@@ -24,15 +24,22 @@ class Runtime:
         cfg.wasm_bulk_memory = True
         self.engine = wasmtime.Engine(cfg)
         self._modules: dict[str, tuple[ModuleInfo, wasmtime.Module]] = {}
+        self._validated: set[str] = set()
         self._helpers: dict[bool, wasmtime.Module] = {}
 
-    def load_module(self, wasm: bytes) -> tuple[ModuleInfo, wasmtime.Module]:
-        """Parse, check, instrument and compile a canister module (cached by hash)."""
+    def load_module(self, wasm: bytes, *, validate: bool = True) -> tuple[ModuleInfo, wasmtime.Module]:
+        """Parse, check, instrument and compile a canister module (cached by hash).
+
+        ``validate``: apply the replica's install-time validation first (``persist.host.validation``);
+        False for a module a canister runs already (installed by an older graphcopy, it keeps
+        running, as on the IC, where validation is done at install only)."""
         info = parse_module(wasm)
+        if validate and info.hash not in self._validated:
+            check_module(wasm, info)  # before anything is compiled or allocated
+            self._validated.add(info.hash)
         cached = self._modules.get(info.hash)
         if cached is not None:
             return cached
-        check_module(wasm, info)  # the replica's install-time validation, before anything is allocated
         try:
             module = wasmtime.Module(self.engine, instrument(wasm, info))
         except wasmtime.WasmtimeError as exc:
