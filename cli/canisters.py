@@ -101,7 +101,8 @@ def status(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Caniste
         t.add_row("environment", escape(", ".join(f"{k}={v}" for k, v in st.environment_variables.items())))
     t.add_row("version", str(st.version))
     t.add_row("timer", when(st.timer_ns))
-    t.add_row("queued messages", str(st.pending_messages))
+    t.add_row("queued messages", f"{st.pending_messages} (`graphcopy tick` runs them)" if st.pending_messages
+              else "0")
     t.add_row("open call contexts", str(st.open_call_contexts))
     t.add_row("log lines", str(st.log_lines))
     if applied:
@@ -225,13 +226,25 @@ def delete(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Caniste
 
 
 @app.command()
-def tick(ctx: typer.Context, as_json: JsonOpt = False) -> None:
-    """Run queued messages and due timers (also done at the start of every call)."""
+def tick(ctx: typer.Context, max_messages: Annotated[int | None, typer.Option(
+        "--max-messages", min=0, show_default=False,
+        help="Run at most this many messages (default: the store's per-command budget, 10,000).")] = None,
+         as_json: JsonOpt = False) -> None:
+    """Run queued messages and due timers, every canister in turn, and show what is still queued."""
     from persist import api
 
     with opened(ctx) as store, errors():
-        n = api.run_pending(store)
+        n = api.run_pending(store, max_messages=max_messages)
+        left = api.queue(store)
     if as_json:
-        print_json({"executed": n})
-    else:
-        out.print(f"{n} message(s) executed")
+        print_json({"executed": n, "queued": to_jsonable(left)})
+        return
+    out.print(f"{n} message(s) executed")
+    if left:
+        t = Table(title="still queued", title_justify="left")
+        for col in ("canister", "messages", "requests", "responses", "management", "timer due"):
+            t.add_column(col)
+        for e in left:
+            t.add_row(e.name, str(e.messages), str(e.requests), str(e.responses), str(e.management),
+                      "yes" if e.timer_due else "")
+        out.print(t)

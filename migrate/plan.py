@@ -330,7 +330,7 @@ def plan_upgrade(store: Store, name: str, wasm: bytes | None, mode: str = "auto"
         assert rec is not None
         return _plan_resume(store, name, rec, new_info, mode)
     _, old_wasm = _current_module(store, name)
-    old_info, _ = store.runtime.load_module(old_wasm)
+    old_info, _ = store.runtime.load_module(old_wasm, validate=False)  # the installed module
     warnings: list[str] = []
     old = _old_side(store, name, old_info, new_info, warnings)
     new = _side(new_info, _module_signature(new_info, "new"), new_info.stable_types,
@@ -348,9 +348,9 @@ def _plan_resume(store: Store, name: str, rec: records.Record, new_info: ModuleI
     old_hash = str(rec.get("from_module_hash") or "")
     if phase in records.BEFORE_UPGRADE:
         _, old_wasm = _current_module(store, name)
-        old_info, _ = store.runtime.load_module(old_wasm)
+        old_info, _ = store.runtime.load_module(old_wasm, validate=False)
     else:
-        old_info, _ = store.runtime.load_module(stored_module(store, old_hash))
+        old_info, _ = store.runtime.load_module(stored_module(store, old_hash), validate=False)
     warnings: list[str] = []
     old = _old_side(store, name, old_info, new_info, warnings) if phase in records.BEFORE_UPGRADE else _side(
         old_info, _module_signature(old_info, "old"), old_info.stable_types, "old module")

@@ -32,6 +32,7 @@ _EXPORTS = {
     "list_canisters": "persist.api",
     "logs": "persist.api",
     "method_kind": "persist.api",
+    "queue": "persist.api",
     "run_pending": "persist.api",
     "start": "persist.api",
     "status": "persist.api",

@@ -43,6 +43,12 @@ class CanisterExistsError(GraphcopyError):
     exit_code = 2
 
 
+class InvalidNameError(GraphcopyError):
+    """A name is not one a canister may have (characters, undecodable bytes, a principal's text)."""
+
+    exit_code = 2
+
+
 class InvalidModuleError(GraphcopyError):
     """The bytes given are not a Wasm module graphcopy can host (corrupt, or not a canister)."""
 
@@ -51,6 +57,12 @@ class InvalidModuleError(GraphcopyError):
 
 class CandidError(GraphcopyError):
     """Candid text or bytes could not be parsed, encoded or decoded against the expected types."""
+
+    exit_code = 2
+
+
+class MessageTooLargeError(GraphcopyError):
+    """A message is larger than the IC accepts (an ingress argument over 2 MiB, by default)."""
 
     exit_code = 2
 

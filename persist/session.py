@@ -46,8 +46,11 @@ class Store:
     # their committed state between messages, so dropping one loses nothing).
     max_live: int = 16
     # Upper bound on queued messages one command runs before it returns (the rest stay queued,
-    # durable, for the next command).
-    max_messages_per_command: int = 1_000_000
+    # durable, for the next command), and on those of them it runs for work it does not wait for
+    # (other canisters' queues, what its call set going after it was answered); see
+    # ``persist.execution.scheduler``.
+    max_messages_per_command: int = 10_000
+    max_background_messages: int = 20
     # The pipeline worker token ("host:pid") this store acts for: canisters that worker has claimed
     # (``pipeline_locks``) are not refused to it (see ``persist.store.locks``).
     lock_owner: str | None = None
@@ -88,6 +91,7 @@ def open_store(
     limits: Limits | None = None,
     caller: str | None = None,
     lock_timeout_s: float | None = None,
+    allow_in_memory: bool = False,
 ) -> Store:
     """Open (and create or migrate) the store at ``url``.
 
@@ -96,11 +100,13 @@ def open_store(
     created on first use and kept in the store, which also controls the canisters it creates.
     Pending Alembic revisions are applied. ``lock_timeout_s`` (default ``GRAPHCOPY_LOCK_TIMEOUT`` or
     5 s) is how long to wait for a database another process holds before StoreLockedError.
+    An in-memory SQLite database (``sqlite://``) is refused unless ``allow_in_memory`` (its state
+    is gone when the store is closed: for tests and throw-away scripts only).
     """
     if lock_timeout_s is None:
         lock_timeout_s = float(os.environ.get("GRAPHCOPY_LOCK_TIMEOUT", "5"))
     resolved = db.resolve_url(url)
-    engine = db.create_engine_for(resolved, lock_timeout_s=lock_timeout_s)
+    engine = db.create_engine_for(resolved, lock_timeout_s=lock_timeout_s, allow_in_memory=allow_in_memory)
     try:
         db.upgrade_schema(engine)
         identity = _store_identity(engine)

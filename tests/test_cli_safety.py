@@ -187,7 +187,7 @@ def test_ctrl_c_during_a_graph_copy_names_the_command_that_finishes_it(sqlite_ur
 
 
 def test_a_drained_migration_keeps_its_own_scale(sqlite_url: str, moc: None, tmp_path: Path) -> None:
-    """kill -9 mid-stabilization, then a plain command (no scale given, none in the environment)
+    """kill -9 mid-stabilization, then a plain command (``tick``: no scale given, none in the environment)
     drains the queued increments: they run with the migration's scale, so there are as many small
     increments as an uninterrupted run takes, not a couple of IC-sized ones."""
     fill_graph(sqlite_url)
@@ -199,7 +199,9 @@ def test_a_drained_migration_keeps_its_own_scale(sqlite_url: str, moc: None, tmp
     proc.wait()
     killed_at = migration(sqlite_url)["increments"]["stabilize"]
     assert migration(sqlite_url)["performance_counter_scale"] == SCALE
-    code, _, err = gc(sqlite_url, "call", "g", "digest")  # drains the queue first: the whole stabilization
+    code, _, err = gc(sqlite_url, "tick")  # drains the queue: the whole stabilization (a query runs nothing queued)
+    assert code == 0, err
+    code, _, err = gc(sqlite_url, "call", "g", "digest")
     assert code == 7 and "`graphcopy upgrade g --resume`" in err
     rec = migration(sqlite_url)
     assert rec["increments"]["stabilize"] >= killed_at + 50, rec["increments"]  # still small increments

@@ -90,10 +90,10 @@ def test_describe_url_hides_password() -> None:
 
 
 def test_history_and_head() -> None:
-    assert db.head_revision() == "0005_management_canister"
+    assert db.head_revision() == "0006_store_owner"
     assert db.history() == [("0001_initial", "initial schema"), ("0002_snapshots", "snapshots"),
                             ("0003_pipeline_locks", "pipeline locks"), ("0004_snapshot_transfer", "snapshot transfer"),
-                            ("0005_management_canister", "management canister")]
+                            ("0005_management_canister", "management canister"), ("0006_store_owner", "store owner")]
 
 
 def test_upgrade_fresh_database(db_url: str) -> None:
@@ -209,14 +209,14 @@ def test_pg_settings(pg_url: str) -> None:
 BROKEN_REVISION = '''"""broken on purpose
 
 Revision ID: 0099_broken
-Revises: 0005_management_canister
+Revises: HEAD
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0099_broken"
-down_revision = "0005_management_canister"
+down_revision = "HEAD"
 branch_labels = None
 depends_on = None
 
@@ -243,7 +243,7 @@ def broken_scripts(tmp_path: Path) -> str:
     shutil.copy(MIGRATIONS_DIR / "script.py.mako", target / "script.py.mako")
     for f in (MIGRATIONS_DIR / "versions").glob("0*.py"):
         shutil.copy(f, target / "versions" / f.name)
-    (target / "versions" / "0099_broken.py").write_text(BROKEN_REVISION)
+    (target / "versions" / "0099_broken.py").write_text(BROKEN_REVISION.replace("HEAD", db.head_revision()))
     return str(target)
 
 
@@ -515,7 +515,8 @@ def test_sqlite_lock_raises_store_locked(sqlite_url: str) -> None:
         assert info.value.exit_code == 4
         # readers are not blocked by the writer (WAL, deferred BEGIN)
         with db.read_transaction(engine) as conn:
-            assert conn.execute(sa.select(sa.func.count()).select_from(schema.settings)).scalar() == 0
+            assert conn.execute(sa.select(sa.func.count()).select_from(schema.settings)
+                                .where(schema.settings.c.key == "k")).scalar() == 0
         holder.execute("COMMIT")
         with db.transaction(engine) as conn:
             conn.execute(sa.insert(schema.settings).values(key="k", value="v"))

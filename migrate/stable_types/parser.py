@@ -174,12 +174,19 @@ def _tokenize(text: str) -> tuple[list[_Tok], str | None]:
     return toks, version
 
 
+#: How deeply types may nest (``[[[Nat]]]`` is 3 deep). moc sets no bound, but every stage after
+#: the parser (compatibility, printing, descriptors) walks types recursively; 100 levels is far
+#: beyond what a program declares, and keeps a hostile signature a one-line error.
+MAX_TYPE_DEPTH = 64
+
+
 class _Parser:
     """Recursive descent over moc's grammar of stable signatures (``parse_stab_sig``)."""
 
     def __init__(self, text: str) -> None:
         self.toks, self.version = _tokenize(text)
         self.pos = 0
+        self.depth = 0
         # Every ``type Name`` at the top level, collected up front so that bodies may refer to
         # definitions that come later (moc sorts them by name, not by dependency).
         self.def_names = {
@@ -375,7 +382,20 @@ class _Parser:
             raise self.error("type intersections and unions ('and'/'or') do not occur in stable signatures")
         return t
 
+    def nested(self) -> None:
+        """One level deeper; refuses types nested more than :data:`MAX_TYPE_DEPTH` deep."""
+        self.depth += 1
+        if self.depth > MAX_TYPE_DEPTH:
+            raise self.error(f"type nested more than {MAX_TYPE_DEPTH} levels deep")
+
     def typ_nobin(self) -> StableType:
+        self.nested()
+        try:
+            return self._typ_nobin()
+        finally:
+            self.depth -= 1
+
+    def _typ_nobin(self) -> StableType:
         t = self.tok
         sort = self.func_sort()
         if sort is not None or self.at("<"):
@@ -468,12 +488,15 @@ class _Parser:
         return self.typ_un()
 
     def typ_un(self) -> tuple[StableType, object]:
-        if self.accept("?"):
-            inner, _ = self.typ_un()
-            return OptType(inner), None
-        if self.accept("weak"):
-            inner, _ = self.typ_un()
-            return WeakType(inner), None
+        if self.at("?") or self.at("weak"):
+            wrap: type[OptType] | type[WeakType] = OptType if self.tok.text == "?" else WeakType
+            self.pos += 1
+            self.nested()
+            try:
+                inner, _ = self.typ_un()
+            finally:
+                self.depth -= 1
+            return wrap(inner), None
         return self.typ_nullary()
 
     def typ_nullary(self) -> tuple[StableType, object]:
@@ -621,6 +644,10 @@ def parse_signature(text: str | bytes, *, source: str = "") -> StableSignature:
             except UnicodeDecodeError as e:
                 raise StableTypeError(f"the stable signature is not UTF-8 (byte {e.start})") from None
         return _Parser(text).signature()
+    except RecursionError:
+        # The nesting bound keeps real and hostile signatures well within Python's stack; this is
+        # the last guard (e.g. a deep chain of type definitions referring to each other).
+        raise StableTypeError("stable signature nested too deeply to analyse", source=source) from None
     except StableTypeError as e:
         if not source:
             raise

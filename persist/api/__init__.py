@@ -1,6 +1,6 @@
 """The public functions of ``persist``, over an open ``Store``; the CLI and scripts call exactly these.
 
-* :mod:`persist.api.canisters` -- install, status, list, logs, stop, start, delete, run_pending;
+* :mod:`persist.api.canisters` -- install, status, list, logs, stop, start, delete, run_pending, queue;
 * :mod:`persist.api.calls` -- call (an update commits, a query discards its changes), interface, method_kind;
 * :mod:`persist.api.snapshots` -- take, list, load and delete snapshots; roll back the last upgrade;
 * :mod:`persist.api.snapshot_transfer` -- import and export IC snapshot directories (dfx / icp-cli).
@@ -18,10 +18,12 @@ from persist.api.canisters import (
     HistoryEntry,
     InstallResult,
     LogLine,
+    QueueEntry,
     delete,
     install,
     list_canisters,
     logs,
+    queue,
     run_pending,
     start,
     status,
@@ -38,6 +40,7 @@ __all__ = [
     "HistoryEntry",
     "InstallResult",
     "LogLine",
+    "QueueEntry",
     "call",
     "delete",
     "install",
@@ -46,6 +49,7 @@ __all__ = [
     "logs",
     "method_kind",
     "module_interface",
+    "queue",
     "run_pending",
     "start",
     "status",

@@ -26,7 +26,7 @@ from persist.execution import instances, messages, scheduler
 from persist.execution.installer import EMPTY_ARGS
 from persist.execution.management import dispatch
 from persist.execution.management.interface import management_interface
-from persist.execution.rejects import Response
+from persist.execution.rejects import Response, check_ingress_size
 from persist.host.live import LiveCanister
 from persist.host.module import ModuleInfo, parse_module
 from persist.host.system_api.context import REJECT_CANISTER_ERROR, REJECT_CANISTER_REJECT
@@ -151,9 +151,11 @@ def _raise_for(name: str, method: str, response: Response | None, principal: str
     raise CanisterRejectError(code, text)
 
 
-def _await_ingress(store: Store, ingress_id: int, canister_id: int, on_message: Callable[[int], None] | None,
-                   what: str) -> tuple[Response, list[str]]:
-    """Run the queue until the ingress record is answered; its response and the prints meanwhile."""
+def _await_ingress(store: Store, ingress_id: int, canister_id: int, since: int,
+                   on_message: Callable[[int], None] | None, what: str) -> tuple[Response, list[str]]:
+    """Run the queue until the ingress record is answered; its response and the prints meanwhile.
+    The queue runs with the canister and whatever the call set going (messages after ``since``)
+    as its focus: other canisters' queued work gets only the background budget."""
     def answered() -> bool:
         with db.read_transaction(store.engine) as c:
             st = c.execute(sa.select(schema.ingress.c.status).where(schema.ingress.c.id == ingress_id)).scalar()
@@ -161,7 +163,7 @@ def _await_ingress(store: Store, ingress_id: int, canister_id: int, on_message: 
 
     with db.read_transaction(store.engine) as conn:
         seq_before = events.last_log_seq(conn, canister_id)
-    scheduler.run_pending(store, until=answered, on_message=on_message)
+    scheduler.run_pending(store, focus=[canister_id], since=since, until=answered, on_message=on_message)
     with db.transaction(store.engine) as conn:
         ing = conn.execute(sa.select(schema.ingress).where(schema.ingress.c.id == ingress_id)).one()
         logs = list(conn.execute(sa.select(schema.logs.c.message).where(
@@ -170,8 +172,9 @@ def _await_ingress(store: Store, ingress_id: int, canister_id: int, on_message: 
         if ing.status != "pending":
             conn.execute(schema.ingress.delete().where(schema.ingress.c.id == ingress_id))
     if ing.status == "pending":
-        raise CanisterStateError(f"{what} has not been answered yet; its messages stay queued and run with the "
-                                 "next command")
+        raise CanisterStateError(f"{what} has not been answered within {store.max_messages_per_command} queued "
+                                 "messages; its messages stay queued and run with the next commands "
+                                 "(`graphcopy tick`, `graphcopy status` shows what is queued)")
     response = (("reply", bytes(ing.reply or b""), 0, "") if ing.status == "replied"
                 else ("reject", b"", int(ing.reject_code), str(ing.reject_message)))
     return response, logs
@@ -191,18 +194,27 @@ def _check_kind(name: str, method: str, kind: str, wanted: str | None) -> None:
         "run the command without --update")
 
 
+def _run_on(store: Store, focus: list[int], since: int, on_message: Callable[[int], None] | None) -> None:
+    """What the call set going (callbacks, self-calls, timers) runs on before the command returns,
+    within the background budget; the rest stays queued."""
+    scheduler.run_pending(store, focus=focus, since=since, max_messages=store.max_background_messages,
+                          on_message=on_message)
+
+
 def _call_management(store: Store, method: str, arg: bytes, wanted: str | None,
                      on_message: Callable[[int], None] | None) -> CallResult:
     kind = method_kind(store, MANAGEMENT, method)
     _check_kind(MANAGEMENT, method, kind, wanted)
-    scheduler.run_pending(store, on_message=on_message)
+    since = scheduler.newest_message_id(store)
     response, ingress_id = dispatch.call_from_user(store, method, arg, store.identity, query=kind == "query")
+    focus: list[int] = []
     if ingress_id is not None:
         with db.read_transaction(store.engine) as conn:
             canister_id = conn.execute(sa.select(schema.ingress.c.canister_id).where(
                 schema.ingress.c.id == ingress_id)).scalar_one()
-        response, _ = _await_ingress(store, ingress_id, int(canister_id), on_message, f"{MANAGEMENT}.{method}")
-    scheduler.run_pending(store, on_message=on_message)
+        focus = [int(canister_id)]
+        response, _ = _await_ingress(store, ingress_id, int(canister_id), since, on_message, f"{MANAGEMENT}.{method}")
+    _run_on(store, focus, since, on_message)
     assert response is not None
     kind_, data, code, text = response
     if kind_ != "reply":
@@ -216,21 +228,20 @@ def call(store: Store, name: str, method: str, arg: bytes = EMPTY_ARGS, *, kind:
 
     ``kind`` ("query" or "update") says how the caller means to call it; InvalidArgumentError
     (nothing runs) when the module exports the method the other way. Raises CanisterTrapError (the
-    canister's trap message; nothing changed) or CanisterRejectError. Queued messages the call
-    causes (callbacks, self-calls, other canisters) run before it returns; ``on_message`` is called
-    after each of them (see ``execution.run_pending``). ``name`` ``aaaaa-aa`` calls the management
-    canister.
+    canister's trap message; nothing changed), CanisterRejectError, or MessageTooLargeError (an
+    argument over ``store.limits.max_ingress_bytes``). A query reads the committed state and runs
+    nothing queued. An update first runs what is queued for the canister (at most
+    ``store.max_background_messages``), then itself; the messages it causes (callbacks, self-calls,
+    other canisters) run until it is answered (at most ``store.max_messages_per_command``), and what
+    it set going runs on within the background budget; ``on_message`` is called after each of them
+    (see ``execution.scheduler.run_pending``). ``name`` ``aaaaa-aa`` calls the management canister.
     """
     wanted = kind
+    check_ingress_size(store.limits.max_ingress_bytes, name, method, arg)
     if is_management(name):
         return _call_management(store, method, arg, wanted, on_message)
     with db.read_transaction(store.engine) as conn:
         row = canister_row(conn, name)
-        pending = scheduler.has_pending_work(conn)
-    if pending:  # what an earlier command left behind runs first
-        scheduler.run_pending(store, on_message=on_message)
-        with db.read_transaction(store.engine) as conn:
-            row = canister_row(conn, name)
     if row.module_hash is None:
         raise CanisterStateError(f"canister {name!r} is empty: install a module first (`graphcopy install`)")
     live = instances.live_canister(store, row)
@@ -248,19 +259,28 @@ def call(store: Store, name: str, method: str, arg: bytes = EMPTY_ARGS, *, kind:
         return CallResult(method=method, kind=kind, reply=reply, logs=logs, instructions=res.instructions)
 
     with db.read_transaction(store.engine) as conn:
+        pending = scheduler.has_pending_work(conn)
+    if pending:  # what earlier commands left for this canister runs first, within the background budget
+        scheduler.run_pending(store, focus=[row.id], max_messages=store.max_background_messages,
+                              on_message=on_message)
+        with db.read_transaction(store.engine) as conn:
+            row = canister_row(conn, name)
+        if row.status != "running":
+            raise CanisterStateError(f"canister {name!r} is {row.status}; run `graphcopy start {name}` first")
+    with db.read_transaction(store.engine) as conn:
         locks.check_unlocked(conn, row.name, store.lock_owner)
     refused = messages.inspect_ingress(store, row, method, arg, store.identity)
     if refused is not None:
         raise CanisterRejectError(REJECT_CANISTER_REJECT, refused)
+    since = scheduler.newest_message_id(store)
     response, ingress_id, ctx, trap = messages.execute_ingress(store, row, method, arg, store.identity)
     logs = [text for _, text in ctx.logs]
     if trap is not None:
         raise CanisterTrapError(f"{name}.{method} trapped: {trap}", canister=name, method=method, trap=trap)
     if ingress_id is not None:
         # The method awaits calls: run the queue until its call context answers the ingress.
-        response, more = _await_ingress(store, ingress_id, row.id, on_message, f"{name}.{method}")
+        response, more = _await_ingress(store, ingress_id, row.id, since, on_message, f"{name}.{method}")
         logs += more
-    # Whatever the call set going (callbacks of others, timers) runs on before we return.
-    scheduler.run_pending(store, on_message=on_message)
+    _run_on(store, [row.id], since, on_message)
     reply = _raise_for(name, method, response, row.principal)
     return CallResult(method=method, kind=kind, reply=reply, logs=logs, instructions=0)

@@ -14,16 +14,18 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from persist.errors import CanisterStateError, GraphcopyError, InvalidArgumentError
+from persist.errors import CandidError, CanisterStateError, GraphcopyError, InvalidNameError
 from persist.execution import instances, routing, scheduler
 from persist.execution.install_code import EMPTY_ARGS, InstallResult, install_module
 from persist.execution.management.lifecycle import start_row
+from persist.execution.scheduler import QueueEntry
 from persist.host.memory import PAGE
 from persist.host.module import parse_module
+from persist.principal import Principal
 from persist.session import Store
 from persist.store import db, pages, schema
 from persist.store import snapshots as snapshot_sql
-from persist.store.canisters import DELETED, canister_row, controller_row, env_vars_of, settings_of
+from persist.store.canisters import DELETED, canister_row, controller_row, env_vars_of, is_text, settings_of
 from persist.store.deletion import delete_canister
 
 __all__ = [
@@ -32,11 +34,13 @@ __all__ = [
     "HistoryEntry",
     "InstallResult",
     "LogLine",
+    "QueueEntry",
     "check_name",
     "delete",
     "install",
     "list_canisters",
     "logs",
+    "queue",
     "run_pending",
     "start",
     "status",
@@ -100,11 +104,24 @@ class CanisterStatus:
 # --------------------------------------------------------------------------- install
 
 
-def check_name(name: str) -> None:
-    """GraphcopyError unless ``name`` is a valid canister name (letters, digits, "-", "_", ".")."""
+def check_name(name: str, *, principal: str | None = None) -> None:
+    """InvalidNameError unless ``name`` may name a new canister: letters, digits, "-", "_" and ".",
+    valid text (no undecodable bytes from a command line), and not a principal's text form (a
+    canister is found by its name or its principal, so a name that reads as a principal would make
+    that ambiguous), unless it is ``principal``, the principal the canister gets."""
+    if not is_text(name):
+        raise InvalidNameError(f"invalid canister name {name!r}: it is not valid text (undecodable bytes; "
+                               "check the terminal's encoding)")
     ok = name and len(name) <= 128 and all(ch.isalnum() or ch in "-_." for ch in name)
     if not ok:
-        raise InvalidArgumentError(f"invalid canister name {name!r}: use letters, digits, '-', '_' and '.'")
+        raise InvalidNameError(f"invalid canister name {name!r}: use letters, digits, '-', '_' and '.'")
+    try:
+        as_principal = Principal.from_text(name).to_text()
+    except CandidError:
+        return
+    if as_principal != principal:
+        raise InvalidNameError(f"invalid canister name {name!r}: it is a principal's text form, and canisters are "
+                               "found by name or principal; choose a name that is not a principal")
 
 
 # --------------------------------------------------------------------------- inspection
@@ -242,7 +259,7 @@ def stop(store: Store, name: str) -> str:
         if row.status == "running":
             conn.execute(schema.canisters.update().where(schema.canisters.c.id == row.id).values(status="stopping"))
             routing.settle_stopping(conn, row.id)
-    scheduler.run_pending(store)
+    scheduler.run_pending(store, focus=[row.id])  # its open call contexts may still finish
     with db.read_transaction(store.engine) as conn:
         return str(canister_row(conn, name).status)
 
@@ -276,5 +293,12 @@ def delete(store: Store, name: str, *, snapshot: bool = True) -> DeleteResult:
 
 
 def run_pending(store: Store, *, max_messages: int | None = None) -> int:
-    """Run queued messages and due timers (what a killed command left behind, for example)."""
+    """Run queued messages and due timers, every canister in turn (what earlier commands left
+    behind, for example), at most ``max_messages`` (default ``store.max_messages_per_command``)."""
     return scheduler.run_pending(store, max_messages=max_messages)
+
+
+def queue(store: Store) -> list[QueueEntry]:
+    """What is queued, per canister: messages by kind, and whether its timer is due."""
+    with db.read_transaction(store.engine) as conn:
+        return scheduler.queue_summary(conn)

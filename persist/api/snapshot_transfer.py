@@ -155,7 +155,8 @@ def import_snapshot(store: Store, name: str, directory: str | Path, *, into: boo
     migration in progress on the target). Nothing is changed when it raises.
     """
     t0 = time.perf_counter()
-    check_name(name)
+    if not into:
+        check_name(name, principal=canister_id and Principal.from_text(canister_id).to_text())
     snap = open_snapshot_dir(directory)
     meta = snap.metadata
     wasm, info = _load_module(store, snap)
@@ -176,7 +177,7 @@ def import_snapshot(store: Store, name: str, directory: str | Path, *, into: boo
     snapshot_id: int | None = None
     row = None
     if into:
-        scheduler.run_pending(store)  # queued messages belong to the state being replaced
+        scheduler.settle_canister(store, name)  # queued messages belong to the state being replaced
         with db.read_transaction(store.engine) as conn:
             row = controller_row(conn, name, store.identity, store.lock_owner)
         if meta.global_timer is None:
@@ -248,7 +249,7 @@ def export_snapshot(store: Store, name: str, directory: str | Path, snapshot_id:
     """
     t0 = time.perf_counter()
     if snapshot_id is None:
-        scheduler.run_pending(store)  # the state a snapshot holds is the one between messages
+        scheduler.settle_canister(store, name)  # the state a snapshot holds is the one between messages
     warnings: list[str] = []
     with db.read_transaction(store.engine) as conn:
         row = controller_row(conn, name, store.identity, store.lock_owner, mutating=False)

@@ -86,11 +86,12 @@ def list_snapshots(store: Store, name: str) -> list[SnapshotInfo]:
     with db.read_transaction(store.engine) as conn:
         try:
             row: sa.Row[Any] | None = controller_row(conn, name, store.identity, store.lock_owner, mutating=False)
-        except CanisterNotFoundError:
-            row = None
+            missing: CanisterNotFoundError | None = None
+        except CanisterNotFoundError as exc:
+            row, missing = None, exc
         dead = _own_tombstones(conn, store, name)
-        if row is None and not dead:
-            raise CanisterNotFoundError(f"no canister named {name!r} in this store (see `graphcopy list`)")
+        if missing is not None and not dead:
+            raise missing
         out: list[SnapshotInfo] = []
         for owner in ([row] if row is not None else []) + dead[::-1]:
             for snap in conn.execute(sa.select(s).where(s.c.canister_id == owner.id).order_by(s.c.id)).all():
@@ -103,8 +104,8 @@ def list_snapshots(store: Store, name: str) -> list[SnapshotInfo]:
 
 def _load(store: Store, name: str, snapshot_id: int, *, history_kind: str,
           mark_rolled_back: bool = False) -> SnapshotInfo:
-    # Messages queued for the canister would run against the restored state: drain them first.
-    scheduler.run_pending(store)
+    # Messages queued for the canister would run against the restored state: run them first.
+    scheduler.settle_canister(store, name)
     with db.transaction(store.engine) as conn:
         row = controller_row(conn, name, store.identity, store.lock_owner)
         snap = sql.snapshot_row(conn, row, snapshot_id)

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from persist.candid.lexer import text_literals
 from persist.candid.limits import no_recursion_error
 from persist.candid.quoting import ID_RE, ident
 from persist.candid.types import (
@@ -60,6 +61,19 @@ class ServiceInterface:
     types: dict[str, CType] = field(default_factory=dict)
 
 
+def _check_text_literals(did_text: str) -> None:
+    """Refuse string literals that are not UTF-8 before the Rust parser sees them: when such a
+    literal is an unexpected token, its error path panics and aborts the whole process
+    (``_ic_candid_core.parse_did`` of icp-py-core 2.3.1, e.g. on ``"\\ff" x``; found by
+    ``tests/test_fuzz.py``). Candid text is UTF-8, so these are errors anyway."""
+    for pos, raw in text_literals(did_text):
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise CandidError(f"bad Candid interface: the string literal at position {pos + 1} is not valid "
+                              "UTF-8") from None
+
+
 @no_recursion_error
 def parse_service(did_text: str | bytes) -> ServiceInterface:
     """Parse ``.did`` text (e.g. a module's ``candid:service`` section) into a :class:`ServiceInterface`.
@@ -79,6 +93,7 @@ def parse_service(did_text: str | bytes) -> ServiceInterface:
     if not isinstance(did_text, str):
         raise CandidError(f"bad Candid interface: expected text, got {type(did_text).__name__}")
 
+    _check_text_literals(did_text)
     try:
         from _ic_candid_core import parse_did
     except ImportError as exc:  # pragma: no cover - the wheel is a dependency of icp-py-core

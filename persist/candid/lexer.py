@@ -1,4 +1,5 @@
-"""Tokenizer of Candid text (values and types), following ``candid_parser``'s ``token.rs``."""
+"""Tokenizer of Candid text (values and types), following ``candid_parser``'s ``token.rs``; and
+:func:`text_literals`, the string literals of any Candid text."""
 
 from __future__ import annotations
 
@@ -41,26 +42,13 @@ def tokenize(src: str) -> list[Tok]:
     i, n = 0, len(src)
     while True:
         while i < n:  # whitespace and comments
-            c = src[i]
-            if c in " \t\r\n":
+            if src[i] in " \t\r\n":
                 i += 1
-            elif src.startswith("//", i):
-                j = src.find("\n", i)
-                i = n if j < 0 else j + 1
-            elif src.startswith("/*", i):
-                depth, j = 1, i + 2
-                while depth and j < n:
-                    if src.startswith("/*", j):
-                        depth, j = depth + 1, j + 2
-                    elif src.startswith("*/", j):
-                        depth, j = depth - 1, j + 2
-                    else:
-                        j += 1
-                if depth:
-                    raise syntax_error("unclosed comment", i)
-                i = j
-            else:
+                continue
+            j = _after_comment(src, i)
+            if j == i:
                 break
+            i = j
         if i >= n:
             toks.append(Tok("eof", None, n, ""))
             return toks
@@ -128,6 +116,46 @@ def _lex_number(src: str, i: int, toks: list[Tok]) -> int:
         raise syntax_error(f"invalid number {src[start:k]!r}", start)
     toks.append(tok)
     return j
+
+
+def _after_comment(src: str, i: int) -> int:
+    """Where the comment that starts at ``i`` ends (``i`` itself when none starts there); block
+    comments nest."""
+    if src.startswith("//", i):
+        j = src.find("\n", i)
+        return len(src) if j < 0 else j + 1
+    if not src.startswith("/*", i):
+        return i
+    depth, j, n = 1, i + 2, len(src)
+    while depth and j < n:
+        if src.startswith("/*", j):
+            depth, j = depth + 1, j + 2
+        elif src.startswith("*/", j):
+            depth, j = depth - 1, j + 2
+        else:
+            j += 1
+    if depth:
+        raise syntax_error("unclosed comment", i)
+    return j
+
+
+def text_literals(src: str) -> list[tuple[int, bytes]]:
+    """The string literals of Candid text (``.did`` or values) as ``(position, bytes)``, comments
+    skipped, everything else ignored. CandidError for a literal that does not lex."""
+    out: list[tuple[int, bytes]] = []
+    i, n = 0, len(src)
+    while i < n:
+        j = _after_comment(src, i)
+        if j != i:
+            i = j
+        elif src[i] == '"':
+            toks: list[Tok] = []
+            end = _lex_text(src, i, toks)
+            out.append((i, toks[0].value))
+            i = end
+        else:
+            i += 1
+    return out
 
 
 def _lex_text(src: str, i: int, toks: list[Tok]) -> int:

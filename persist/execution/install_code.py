@@ -31,7 +31,8 @@ from persist.execution.installer import (
     Requester,
     UpgradeResult,
 )
-from persist.execution.scheduler import run_pending
+from persist.execution.rejects import check_ingress_size
+from persist.execution.scheduler import settle_canister
 from persist.session import Store
 from persist.store import db, events, locks, schema
 from persist.store.canisters import controller_row, controllers_of
@@ -54,7 +55,7 @@ INSTALL_MODES = ("install", "reinstall")
 def _keep_failed_logs(store: Store, row: sa.Row[Any] | None, exc: CanisterTrapError) -> None:
     if row is not None:
         with db.transaction(store.engine) as conn:
-            events.append_logs(conn, row.id, exc.logs)
+            events.append_logs(conn, row.id, exc.logs, capacity=store.limits.log_memory_limit)
 
 
 def install_module(store: Store, name: str, wasm: bytes, *, arg: bytes = EMPTY_ARGS,
@@ -69,6 +70,8 @@ def install_module(store: Store, name: str, wasm: bytes, *, arg: bytes = EMPTY_A
     if mode not in INSTALL_MODES:
         raise InvalidArgumentError(
             f"unknown install mode {mode!r}: use install or reinstall (upgrades: graphcopy upgrade)")
+    # The argument travels in the install_code ingress message (large modules go in chunks).
+    check_ingress_size(store.limits.max_ingress_bytes, name, "canister_init", arg)
     store.runtime.load_module(wasm)  # an invalid module is refused before anything else
     with db.read_transaction(store.engine) as conn:
         row = conn.execute(sa.select(schema.canisters).where(schema.canisters.c.name == name)).first()
@@ -85,7 +88,7 @@ def install_module(store: Store, name: str, wasm: bytes, *, arg: bytes = EMPTY_A
     except CanisterTrapError as exc:
         _keep_failed_logs(store, row, exc)
         raise
-    run_pending(store)
+    settle_canister(store, name)
     return result
 
 
@@ -105,8 +108,9 @@ def upgrade_code(
     traps or runs out of instructions (everything is rolled back), CanisterStateError for an empty
     canister. Queued messages run first. ``history_detail`` is added to the upgrade's history entry.
     """
+    check_ingress_size(store.limits.max_ingress_bytes, name, "canister_post_upgrade", arg)
     store.runtime.load_module(wasm)
-    run_pending(store)
+    settle_canister(store, name)
     with db.read_transaction(store.engine) as conn:
         row = controller_row(conn, name, store.identity, store.lock_owner)
     if row.module_hash is None:

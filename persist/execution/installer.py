@@ -197,7 +197,7 @@ def install(store: Store, row: sa.Row[Any] | None, wasm: bytes, *, name: str, ar
             conn.execute(schema.logs.delete().where(schema.logs.c.canister_id == canister_id))
         pages.write_pages(conn, pages.HEAP, canister_id, live.heap_page_bytes(heap_changed))
         pages.write_pages(conn, pages.STABLE, canister_id, live.stable_page_bytes(stable_dirty))
-        events.append_logs(conn, canister_id, logs)
+        events.append_logs(conn, canister_id, logs, capacity=store.limits.log_memory_limit)
         events.add_history(conn, canister_id, mode, info.hash, {"instructions": used},
                            origin=requester.origin, canister_version=version)
         if on_commit is not None:
@@ -273,7 +273,7 @@ def upgrade(store: Store, row: sa.Row[Any], wasm: bytes, *, arg: bytes, skip_pre
                 pages.delete_pages(conn, pages.HEAP, row.id)  # the new heap replaces the old one entirely
             extra: dict[str, Any] = {"module_hash": info.hash, **cycles_update(-burned)}
             commit = write_state(conn, row, new, time_ns=now, extra=extra)
-            events.append_logs(conn, row.id, logs)
+            events.append_logs(conn, row.id, logs, capacity=store.limits.log_memory_limit)
             events.add_history(conn, row.id, "upgrade", info.hash, {
                 "from": row.module_hash, "wasm_memory_persistence": wasm_memory_persistence,
                 "skip_pre_upgrade": skip_pre_upgrade, "instructions": used, **(history_detail or {})},

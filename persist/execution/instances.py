@@ -63,7 +63,7 @@ def live_canister(store: Store, row: sa.Row[Any]) -> LiveCanister:
     with db.read_transaction(store.engine) as conn:
         wasm = conn.execute(
             sa.select(schema.modules.c.wasm).where(schema.modules.c.hash == row.module_hash)).scalar_one()
-        info, module = store.runtime.load_module(wasm)
+        info, module = store.runtime.load_module(wasm, validate=False)  # installed: validated then
         heap = list(pages.read_pages(conn, pages.HEAP, row.id))
         stored = [int(p) for p in conn.execute(
             sa.select(schema.stable_pages.c.page_no).where(schema.stable_pages.c.canister_id == row.id))

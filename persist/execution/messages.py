@@ -121,7 +121,7 @@ def execute_request(store: Store, msg: sa.Row[Any]) -> None:
         with db.transaction(store.engine) as conn:
             consume(conn, msg.id)
             if result.trap is not None:
-                events.append_logs(conn, row.id, ctx_logs(ctx, result.trap))
+                events.append_logs(conn, row.id, ctx_logs(ctx, result.trap), capacity=store.limits.log_memory_limit)
                 response = rejects.trap_reject(row.principal, result.trap)
             else:
                 # A replicated query keeps no state, but the cycles it accepted or burned move.
@@ -152,7 +152,7 @@ def _commit_update(store: Store, row: sa.Row[Any], live: LiveCanister, ctx: Mess
                 consume(conn, message_id)
             commit = write_state(conn, row, live, time_ns=ctx.time_ns, ctx=ctx,
                                  extra=cycles_update(ctx.cycle_delta()) or None)
-            events.append_logs(conn, row.id, ctx_logs(ctx, None))
+            events.append_logs(conn, row.id, ctx_logs(ctx, None), capacity=store.limits.log_memory_limit)
             if "direct" in origin:
                 if ctx.response is not None:
                     outcome = ctx.response
@@ -207,7 +207,7 @@ def execute_ingress(store: Store, row: sa.Row[Any], method: str, arg: bytes,
     if result.trap is not None:
         undo(store, row.id, live)
         with db.transaction(store.engine) as conn:
-            events.append_logs(conn, row.id, ctx_logs(ctx, result.trap))
+            events.append_logs(conn, row.id, ctx_logs(ctx, result.trap), capacity=store.limits.log_memory_limit)
         return None, None, ctx, result.trap
     origin = {"direct": {"method": method, "caller": caller.to_text()}}
     outcome = _commit_update(store, row, live, ctx, origin, message_id=None)
@@ -286,7 +286,7 @@ def _finish_callback(store: Store, row: sa.Row[Any], live: LiveCanister, message
                 written = write_state(conn, row, live, time_ns=ctx.time_ns, extra=cycles_update(commit) or None)
             else:
                 _credit(conn, row.id, refund)
-            events.append_logs(conn, row.id, logs)
+            events.append_logs(conn, row.id, logs, capacity=store.limits.log_memory_limit)
             replied = bool(cctx.replied)
             outstanding = int(cctx.outstanding) - 1
             if trap is None and ctx.response is not None and not replied:
@@ -326,7 +326,7 @@ def execute_timer(store: Store, row: sa.Row[Any]) -> None:
         with db.transaction(store.engine) as conn:
             c = schema.canisters.c
             conn.execute(schema.canisters.update().where(c.id == row.id).values(timer_ns=0))
-            events.append_logs(conn, row.id, ctx_logs(ctx, result_trap))
+            events.append_logs(conn, row.id, ctx_logs(ctx, result_trap), capacity=store.limits.log_memory_limit)
         forget_live(store, row.id)  # its timer changed underneath the cached row version
         return
     _commit_update(store, row, live, ctx, {"system": "timer"}, message_id=None)

@@ -14,6 +14,7 @@ stopped or missing callee) the message carries no code, as there.
 
 from __future__ import annotations
 
+from persist.errors import MessageTooLargeError
 from persist.host.system_api.context import (
     REJECT_CANISTER_ERROR,
     REJECT_CANISTER_REJECT,
@@ -29,6 +30,7 @@ __all__ = [
     "IcError",
     "Response",
     "callee_missing",
+    "check_ingress_size",
     "cleanup_reject",
     "did_not_reply",
     "doc_help",
@@ -110,6 +112,7 @@ _TRAP_CODES = {
     TrapKind.TRAPPED: CANISTER_TRAPPED,
     TrapKind.INSTRUCTION_LIMIT: CANISTER_INSTRUCTION_LIMIT_EXCEEDED,
     TrapKind.CONTRACT_VIOLATION: CANISTER_CONTRACT_VIOLATION,
+    TrapKind.USER_CONTRACT_VIOLATION: CANISTER_CONTRACT_VIOLATION,
     TrapKind.OUT_OF_CYCLES: CANISTER_CONTRACT_VIOLATION,
     TrapKind.ENV_VAR: CANISTER_CONTRACT_VIOLATION,
 }
@@ -131,14 +134,23 @@ def _kind(trap: str) -> TrapKind:
 def _display(trap: str) -> str:
     """The ``HypervisorError`` ``Display`` of a trap (a System API violation reads "Canister violated
     contract: …")."""
-    if _kind(trap) == TrapKind.CONTRACT_VIOLATION:
+    if _kind(trap) in (TrapKind.CONTRACT_VIOLATION, TrapKind.USER_CONTRACT_VIOLATION):
         return f"Canister violated contract: {trap}"
     return str(trap)
 
 
+def _help(trap: str) -> str:
+    """The help line of a trap: the kind's, or for a ``UserContractViolation`` its own suggestion."""
+    kind = _kind(trap)
+    if kind == TrapKind.USER_CONTRACT_VIOLATION:
+        suggestion, anchor = getattr(trap, "help", ("", ""))
+        return doc_help(suggestion, anchor)
+    return _TRAP_HELP[kind]
+
+
 def trap_description(principal: str, trap: str) -> tuple[int, str]:
     """The error code and description of a trap of canister ``principal`` (``into_user_error``)."""
-    help_ = _TRAP_HELP[_kind(trap)]
+    help_ = _help(trap)
     description = f"Error from Canister {principal}: {_display(trap)}"
     return _TRAP_CODES[_kind(trap)], f"{description}.\n{help_}" if help_ else description
 
@@ -191,3 +203,15 @@ def stopped(principal: str, status: str) -> Response:
 def callee_missing(principal: str) -> Response:
     """A request to a canister that does not exist (``StateError::CanisterNotFound``, code 3)."""
     return ("reject", b"", REJECT_DESTINATION_INVALID, f"Canister {principal} not found")
+
+
+def check_ingress_size(limit: int, canister: str, method: str, arg: bytes) -> None:
+    """Refuse an ingress message the replica's HTTP endpoint refuses (413 Payload Too Large): more
+    than ``limit`` bytes of argument and method name (``max_ingress_bytes_per_message``, 2 MiB on
+    application subnets; the text is ``rs/http_endpoints/public/src/call.rs``'s, which names the
+    message by its request id)."""
+    size = len(arg) + len(method.encode())
+    if size > limit:
+        raise MessageTooLargeError(
+            f"Request to {canister}.{method} is too large. Message byte size {size} is larger than the max allowed "
+            f"{limit}. (the IC's MAX_INGRESS_BYTES_PER_MESSAGE_APP_SUBNET; send large data in several calls)")

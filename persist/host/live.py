@@ -270,7 +270,7 @@ class LiveCanister:
                     raise HostTrap(f"the canister does not export {entry!r}")
                 export(self.store)
         except HostTrap as exc:
-            trap = Trap(str(exc), exc.kind)
+            trap = Trap(str(exc), exc.kind, exc.help)
         except wasmtime.Trap as exc:
             trap = trap_text(exc, fuel)
         except wasmtime.WasmtimeError as exc:

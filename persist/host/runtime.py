@@ -8,18 +8,9 @@ from persist.errors import InvalidModuleError
 from persist.host.instrument import instrument
 from persist.host.module import ModuleInfo, parse_module
 from persist.host.stable_helper import helper_wat
-from persist.host.system_api import import_problem
+from persist.host.validation import check_module
 
 __all__ = ["Runtime"]
-
-
-def ic0_imports(module: wasmtime.Module) -> list[tuple[str, list[str], list[str]]]:
-    """The module's ``ic0`` function imports: name, parameter and result types."""
-    out = []
-    for imp in module.imports:
-        if imp.module == "ic0" and isinstance(imp.type, wasmtime.FuncType):
-            out.append((imp.name or "", [str(t) for t in imp.type.params], [str(t) for t in imp.type.results]))
-    return out
 
 
 class Runtime:
@@ -33,11 +24,19 @@ class Runtime:
         cfg.wasm_bulk_memory = True
         self.engine = wasmtime.Engine(cfg)
         self._modules: dict[str, tuple[ModuleInfo, wasmtime.Module]] = {}
+        self._validated: set[str] = set()
         self._helpers: dict[bool, wasmtime.Module] = {}
 
-    def load_module(self, wasm: bytes) -> tuple[ModuleInfo, wasmtime.Module]:
-        """Parse, check, instrument and compile a canister module (cached by hash)."""
+    def load_module(self, wasm: bytes, *, validate: bool = True) -> tuple[ModuleInfo, wasmtime.Module]:
+        """Parse, check, instrument and compile a canister module (cached by hash).
+
+        ``validate``: apply the replica's install-time validation first (``persist.host.validation``);
+        False for a module a canister runs already (installed by an older graphcopy, it keeps
+        running, as on the IC, where validation is done at install only)."""
         info = parse_module(wasm)
+        if validate and info.hash not in self._validated:
+            check_module(wasm, info)  # before anything is compiled or allocated
+            self._validated.add(info.hash)
         cached = self._modules.get(info.hash)
         if cached is not None:
             return cached
@@ -46,9 +45,6 @@ class Runtime:
         except wasmtime.WasmtimeError as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid module"
             raise InvalidModuleError(f"not a valid Wasm module: {first}") from exc
-        problem = import_problem(ic0_imports(module), info.memory is not None and info.memory.is_64)
-        if problem is not None:
-            raise InvalidModuleError(f"not a supported canister module: {problem}")
         self._modules[info.hash] = (info, module)
         return info, module
 

@@ -26,6 +26,7 @@ class TrapKind(enum.Enum):
     TRAPPED = "trapped"  # a Wasm trap (TrapCode): unreachable, heap out of bounds, ...
     INSTRUCTION_LIMIT = "instruction_limit"
     CONTRACT_VIOLATION = "contract_violation"  # a System API rule broken (the toolchain's fault)
+    USER_CONTRACT_VIOLATION = "user_contract_violation"  # a limit the canister's own code ran into
     OUT_OF_CYCLES = "out_of_cycles"  # InsufficientCyclesBalance: attaching more than the balance
     ENV_VAR = "env_var"  # EnvironmentVariableIndexOutOfBounds / EnvironmentVariableNotFound
 
@@ -34,23 +35,28 @@ class HostTrap(Exception):
     """Raised inside a host function to trap the running message with the IC's message text.
 
     Without ``kind``, a text starting with ``Canister trapped: `` is a Wasm-style trap and any
-    other text a System API contract violation."""
+    other text a System API contract violation. ``help`` is the replica's suggestion and its
+    documentation anchor for a :attr:`TrapKind.USER_CONTRACT_VIOLATION` (``("", "")``: none)."""
 
-    def __init__(self, message: str, kind: TrapKind | None = None) -> None:
+    def __init__(self, message: str, kind: TrapKind | None = None, *, help: tuple[str, str] = ("", "")) -> None:
         super().__init__(message)
         if kind is None:
             kind = TrapKind.TRAPPED if message.startswith(TRAPPED_PREFIX) else TrapKind.CONTRACT_VIOLATION
         self.kind = kind
+        self.help = help
 
 
 class Trap(str):
-    """A trap's text (a ``str``, as every caller stores and prints it) with its :class:`TrapKind`."""
+    """A trap's text (a ``str``, as every caller stores and prints it) with its :class:`TrapKind`
+    (and, for a user contract violation, the replica's suggestion and documentation anchor)."""
 
     kind: TrapKind
+    help: tuple[str, str]
 
-    def __new__(cls, text: str, kind: TrapKind) -> Trap:
+    def __new__(cls, text: str, kind: TrapKind, help: tuple[str, str] = ("", "")) -> Trap:
         obj = super().__new__(cls, text)
         obj.kind = kind
+        obj.help = help
         return obj
 
 

@@ -8,7 +8,7 @@ parsers are analysis tools), so this reader is written here; LEB128 *encoding* c
 
 from __future__ import annotations
 
-import gzip
+import zlib
 
 import leb128
 
@@ -17,10 +17,12 @@ from persist.errors import InvalidModuleError
 __all__ = [
     "GZIP_MAGIC",
     "WASM_MAGIC",
+    "WASM_MAX_SIZE",
     "WasmReader",
     "encode_name",
     "encode_section",
     "leb_u",
+    "module_too_large",
     "normalize_wasm",
     "read_limits",
     "skip_const_expr",
@@ -29,6 +31,11 @@ __all__ = [
 
 WASM_MAGIC = b"\0asm\x01\0\0\0"
 GZIP_MAGIC = b"\x1f\x8b"
+#: The largest (uncompressed) canister module the IC accepts: ``WASM_MAX_SIZE`` = 100 MiB
+#: (dfinity/ic ``rs/config/src/embedders.rs``; also the size of a canister's Wasm chunk store).
+WASM_MAX_SIZE = 100 * 1024 * 1024
+# Decompression reads at most this much compressed input, and yields at most this much output, per step.
+_INFLATE_STEP = 1 << 20
 
 
 class WasmReader:
@@ -101,18 +108,58 @@ def encode_section(section_id: int, body: bytes) -> bytes:
     return bytes([section_id]) + leb_u(len(body)) + body
 
 
-def normalize_wasm(data: bytes) -> bytes:
-    """Accept gzip-compressed modules as the IC does; check the Wasm header."""
+def normalize_wasm(data: bytes, *, max_size: int = WASM_MAX_SIZE) -> bytes:
+    """Accept gzip-compressed modules as the IC does; check the size and the Wasm header.
+
+    As the replica (``decode_wasm`` in dfinity/ic ``rs/embedders/src/wasm_utils/decoding.rs``), the
+    size the gzip footer announces is checked against ``max_size`` before anything is inflated, and
+    the stream is inflated step by step and abandoned as soon as it passes that size, so a gzip
+    bomb costs neither time nor memory.
+    """
     if data[:2] == GZIP_MAGIC:
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as exc:
-            raise InvalidModuleError(f"not a valid Wasm module: corrupt gzip data ({exc})") from exc
+        data = _gunzip(data, max_size)
+    elif len(data) > max_size:
+        raise InvalidModuleError(module_too_large(len(data), max_size))
     if data[:4] != WASM_MAGIC[:4]:
         raise InvalidModuleError("not a Wasm module: the file does not start with the Wasm magic bytes")
     if data[:8] != WASM_MAGIC:
         raise InvalidModuleError("unsupported Wasm binary version (only version 1 is supported)")
     return data
+
+
+def module_too_large(size: int, allowed: int) -> str:
+    """The replica's ``WasmValidationError::ModuleTooLarge`` text, with the rule's name."""
+    return (f"invalid canister module (the IC's WASM_MAX_SIZE): Wasm module size of {size} exceeds the "
+            f"maximum allowed size of {allowed}.")
+
+
+def _gunzip(data: bytes, max_size: int) -> bytes:
+    """Inflate a gzip stream, in bounded steps, never past the size its footer announces (which
+    must be at most ``max_size``): as the replica, a stream that holds more is refused, not read."""
+    if len(data) < 18:
+        raise InvalidModuleError("not a valid Wasm module: the gzip stream is too short")
+    announced = int.from_bytes(data[-4:], "little")
+    if announced > max_size:
+        raise InvalidModuleError(module_too_large(announced, max_size))
+    inflater = zlib.decompressobj(wbits=31)
+    out = bytearray()
+    pos = 0
+    try:
+        while not inflater.eof and len(out) <= announced:
+            if inflater.unconsumed_tail:
+                chunk = inflater.unconsumed_tail
+            elif pos < len(data):
+                chunk, pos = data[pos:pos + _INFLATE_STEP], pos + _INFLATE_STEP
+            else:
+                raise InvalidModuleError("not a valid Wasm module: the gzip stream ends early")
+            out += inflater.decompress(chunk, min(_INFLATE_STEP, announced + 1 - len(out)))
+    except zlib.error as exc:
+        raise InvalidModuleError(f"not a valid Wasm module: corrupt gzip data ({exc})") from exc
+    if len(out) != announced:
+        more = "more than " if len(out) > announced else ""
+        raise InvalidModuleError(f"not a valid Wasm module: the gzip footer announces {announced} bytes, "
+                                 f"the stream holds {more}{len(out) if not more else announced}")
+    return bytes(out)
 
 
 def split_sections(data: bytes) -> list[tuple[int, int, int]]:

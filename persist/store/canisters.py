@@ -39,6 +39,7 @@ __all__ = [
     "controllers_of",
     "env_vars_of",
     "insert_ignore",
+    "is_text",
     "next_principal",
     "refuse_with_calls_in_flight",
     "settings_of",
@@ -70,13 +71,26 @@ def original_name(row_name: str) -> str:
 
 def tombstones(conn: sa.Connection, name: str) -> list[sa.Row[Any]]:
     """The rows of deleted canisters that were called ``name``, newest first."""
+    if not is_text(name):
+        return []  # no row can have been called that (canister_row says why, in one line)
     c = schema.canisters.c
     return list(conn.execute(sa.select(schema.canisters).where(
         c.status == DELETED, c.name.startswith(name + _TOMBSTONE, autoescape=True)).order_by(c.id.desc())))
+def is_text(value: str) -> bool:
+    """Whether ``value`` is valid text (Python keeps undecodable command-line bytes as surrogates,
+    which no database can store or compare)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def canister_row(conn: sa.Connection, name: str) -> sa.Row[Any]:
     """The canister row by name or principal text; CanisterNotFoundError if there is none."""
+    if not is_text(name):
+        raise CanisterNotFoundError(f"no canister named {name!r} in this store: the name is not valid text "
+                                    "(undecodable bytes; check the terminal's encoding)")
     c = schema.canisters.c
     live = c.status != DELETED
     row = conn.execute(sa.select(schema.canisters).where(c.name == name, live)).first()

@@ -33,6 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from persist.errors import StoreError, StoreLockedError
+from persist.store import ownership, urls
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -94,7 +95,7 @@ def describe_url(url: str | sa.URL) -> str:
     """A short, password-free name of the database for messages (a file path, or a PostgreSQL URL)."""
     try:
         u = sa.make_url(url)
-    except sa.exc.ArgumentError:
+    except (sa.exc.ArgumentError, ValueError):
         return "<unparsable database URL>"
     if u.get_backend_name() == "sqlite":
         return u.database or ":memory:"
@@ -104,17 +105,17 @@ def describe_url(url: str | sa.URL) -> str:
 # ------------------------------------------------------------------------------------------ engines
 
 
-def create_engine_for(url: str, *, lock_timeout_s: float = 5.0) -> sa.Engine:
+def create_engine_for(url: str, *, lock_timeout_s: float = 5.0, allow_in_memory: bool = False) -> sa.Engine:
     """An engine for ``url`` with graphcopy's connection settings (see the module docstring).
 
     ``lock_timeout_s`` bounds how long a statement waits for a lock held by someone else before it
     fails (SQLite busy timeout; PostgreSQL ``lock_timeout``). Raises :class:`StoreError` for a URL that
-    is neither SQLite nor PostgreSQL or cannot be parsed. Connects lazily.
+    is neither SQLite nor PostgreSQL or cannot be parsed (:mod:`persist.store.urls`: bad ports,
+    IPv6 brackets, PostgreSQL without a database name), for an in-memory SQLite database unless
+    ``allow_in_memory``, and for an existing SQLite file that is not SQLite or is truncated
+    (:func:`persist.store.ownership.check_sqlite_file`). Connects lazily.
     """
-    try:
-        u = sa.make_url(url)
-    except sa.exc.ArgumentError as exc:
-        raise StoreError(f"invalid database URL {url!r}: {exc}") from exc
+    u = urls.parse_url(url, allow_in_memory=allow_in_memory)
     backend = u.get_backend_name()
     if lock_timeout_s < 0:
         raise ValueError("lock_timeout_s must be >= 0")
@@ -134,6 +135,9 @@ def create_engine_for(url: str, *, lock_timeout_s: float = 5.0) -> sa.Engine:
 def _sqlite_engine(u: sa.URL, lock_timeout_s: float) -> sa.Engine:
     if u.drivername not in ("sqlite", "sqlite+pysqlite"):
         raise StoreError(f"unsupported SQLite driver {u.drivername!r}; use a plain sqlite:/// URL")
+    path = ownership.sqlite_file_of(u)
+    if path is not None:
+        ownership.check_sqlite_file(path, describe_url(u))
     engine = sa.create_engine(u, connect_args={"timeout": lock_timeout_s})
     busy_ms = int(lock_timeout_s * 1000)
 
@@ -247,37 +251,30 @@ def translate_error(exc: BaseException, engine_or_url: sa.Engine | sa.URL | str)
         if "unable to open database file" in msg:
             return StoreError(
                 f"cannot open SQLite database {where}: unable to open the file "
-                f"(does the directory exist, and is it writable?{_relative_hint(url)})"
+                f"(does the directory exist, and is it writable?){_path_hint(url)}"
             )
         if "readonly" in msg or "read-only" in msg:
             return StoreError(f"cannot write SQLite database {where}: the file or its directory is read-only")
         return StoreError(f"database {where}: {_first_line(orig)}")
     if isinstance(orig, sqlite3.DatabaseError) and "not a database" in str(orig):
         return StoreError(f"{where} is not a SQLite database ({_first_line(orig)})")
+    if isinstance(orig, sqlite3.DatabaseError) and "malformed" in str(orig):
+        return StoreError(f"SQLite database {where} is corrupt ({_first_line(orig)}); restore it from a backup "
+                          "(the transaction that found it was rolled back)")
     psycopg = sys.modules.get("psycopg")
     if psycopg is not None and isinstance(orig, psycopg.OperationalError):
         sqlstate = getattr(orig, "sqlstate", None)
         if sqlstate in ("55P03", "40P01") or (sqlstate == "57014" and "lock timeout" in str(orig)):
             return _locked(where)
         if sqlstate is None:
-            return StoreError(f"cannot connect to database {where}: {_pg_reason(orig)}{_createdb_hint(url, orig)}")
+            hint = ""
+            if "does not exist" in str(orig) and "database" in str(orig):
+                hint = urls.missing_database_hint(sa.make_url(url))
+            return StoreError(f"cannot connect to database {where}: {_pg_reason(orig)}{hint}")
         return StoreError(f"database {where}: {_first_line(orig)}")
     if isinstance(exc, sa.exc.OperationalError):
         return StoreError(f"database {where}: {_first_line(orig)}")
     return None
-
-
-def _relative_hint(url: sa.URL | str) -> str:
-    """For a ``sqlite:///relative/path`` URL: where it points, and how to write an absolute path."""
-    try:
-        u = sa.make_url(url)
-    except sa.exc.ArgumentError:
-        return ""
-    path = u.database or ""
-    if u.get_backend_name() != "sqlite" or not path or path == ":memory:" or os.path.isabs(path):
-        return ""
-    return (f" {u.render_as_string()} is relative to the working directory ({Path.cwd() / path}); "
-            f"an absolute path takes four slashes: sqlite:////{path.lstrip('/')} means /{path.lstrip('/')}")
 
 
 def _pg_reason(exc: BaseException) -> str:
@@ -286,23 +283,11 @@ def _pg_reason(exc: BaseException) -> str:
     return text.split("FATAL: ", 1)[1].strip() if "FATAL: " in text else _first_line(exc)
 
 
-def _createdb_hint(url: sa.URL | str, exc: BaseException) -> str:
-    """For a PostgreSQL database that does not exist: the command that creates it."""
-    if "does not exist" not in str(exc) or 'database "' not in str(exc):
-        return ""
+def _path_hint(url: sa.URL | str) -> str:
     try:
-        u = sa.make_url(url)
-    except sa.exc.ArgumentError:
+        return urls.sqlite_path_hint(sa.make_url(url))
+    except (sa.exc.ArgumentError, ValueError):
         return ""
-    parts = ["createdb"]
-    if u.host:
-        parts += ["-h", u.host]
-    if u.port:
-        parts += ["-p", str(u.port)]
-    if u.username:
-        parts += ["-U", u.username]
-    parts.append(u.database or "")
-    return f"; create it with `{' '.join(parts)}` (graphcopy creates its tables, not the database)"
 
 
 def _locked(where: str) -> StoreLockedError:
@@ -434,7 +419,7 @@ def upgrade_schema(engine: sa.Engine, *, revision: str = "head", script_location
                 # Serialise concurrent upgrades of a fresh database (SQLite: BEGIN IMMEDIATE does it).
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK_KEY})
             cfg = _alembic_config(script_location, conn)
-            _check_known_revision(cfg, _revision_of(conn), where)
+            _check_owner(cfg, conn, where)
             migrating = True
             command.upgrade(cfg, revision)
     except StoreError:
@@ -450,28 +435,24 @@ def upgrade_schema(engine: sa.Engine, *, revision: str = "head", script_location
         raise
 
 
-def _check_known_revision(cfg: Config, current: str | None, where: str) -> None:
-    if current is None:
-        return
+def _check_owner(cfg: Config, conn: sa.Connection, where: str) -> None:
+    """Before any revision runs: the database must be new, empty or graphcopy's (see
+    :mod:`persist.store.ownership`)."""
     from alembic.script import ScriptDirectory
 
     script = ScriptDirectory.from_config(cfg)
     known = {s.revision for s in script.walk_revisions()}
-    unknown = [r for r in current.split(",") if r not in known]
-    if unknown:
-        raise StoreError(
-            f"database {where} has schema revision {unknown[0]}, which this graphcopy does not know "
-            f"(newest known: {script.get_current_head()}); use a newer graphcopy"
-        )
+    ownership.check_owner(conn, known, script.get_current_head(), where)
 
 
-def open_engine(url: str | None = None) -> sa.Engine:
+def open_engine(url: str | None = None, *, allow_in_memory: bool = False) -> sa.Engine:
     """Resolve the URL, create the engine and bring the schema up to date.
 
     Raises :class:`StoreError` / :class:`StoreLockedError` with one clear line (unreachable
-    PostgreSQL, unwritable path, locked database, database from a newer graphcopy, ...).
+    PostgreSQL, unwritable path, locked database, database from a newer graphcopy, a database that
+    is not graphcopy's, a truncated SQLite file, ...). In-memory SQLite only with ``allow_in_memory``.
     """
-    engine = create_engine_for(resolve_url(url))
+    engine = create_engine_for(resolve_url(url), allow_in_memory=allow_in_memory)
     try:
         upgrade_schema(engine)
     except BaseException:

@@ -128,7 +128,7 @@ def _install(store: Store, req: Request, row: sa.Row[Any], wasm: bytes, arg: byt
         raise IcError(rejects.CANISTER_CONTRACT_VIOLATION, str(exc)) from exc
     except CanisterTrapError as exc:
         with db.transaction(store.engine) as conn:
-            events.append_logs(conn, row.id, exc.logs)
+            events.append_logs(conn, row.id, exc.logs, capacity=store.limits.log_memory_limit)
         code, description = trap_description(principal, exc.trap or str(exc))
         raise IcError(code, description) from exc
 

@@ -30,6 +30,10 @@ from persist.host.traps import HostTrap, TrapKind
 from persist.principal import Principal
 
 MAX_METHOD_NAME = 20_000
+# The replica's suggestion and documentation anchor for a call with too large a payload
+# (rs/embedders/src/wasmtime_embedder/system_api/request_in_prep.rs).
+PAYLOAD_TOO_LARGE = ("Check the canister for errors or redesign the target API to allow shorter messages",
+                     "canister-made-a-call-with-too-large-payload")
 U64_MASK = 0xFFFF_FFFF_FFFF_FFFF
 
 CALLERS = "U CQ Ry Rt CRy CRt T"
@@ -79,9 +83,13 @@ def functions(env: SystemEnv) -> dict[str, Callable[..., Any]]:
 
     def call_data_append(src: int, size: int) -> None:
         call = pending("call_data_append")
+        # The replica counts the method name and the argument (RequestInPrep::extend_method_payload).
+        total = len(call.method.encode()) + len(call.arg) + size
+        if total > limits.max_request_bytes:
+            raise HostTrap(f"Request to {Principal(call.callee).to_text()}:{call.method} has a payload size of "
+                           f"{total}, which exceeds the allowed limit of {limits.max_request_bytes}.",
+                           TrapKind.USER_CONTRACT_VIOLATION, help=PAYLOAD_TOO_LARGE)
         call.arg += heap_read(src, size)
-        if len(call.arg) > limits.max_request_bytes:
-            raise HostTrap(f"ic0.call_data_append: call payload larger than {limits.max_request_bytes} bytes")
 
     def add_cycles(name: str, amount: int) -> None:
         ctx = ctx_for(name)

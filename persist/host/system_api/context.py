@@ -123,6 +123,7 @@ class MessageContext:
     pending_call: OutgoingCall | None = None
     calls: list[OutgoingCall] = field(default_factory=list)
     logs: list[tuple[int, str]] = field(default_factory=list)
+    log_bytes: int = 0  # what ``logs`` holds, as the replica counts it (``debug.py``)
     instruction_limit: int = 0
     instructions_used: int = 0
     # Bytes the message read from and wrote to stable memory through ic0.stable* (graph-copy progress).

@@ -5,9 +5,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from persist.host.system_api.context import REJECT_CANISTER_REJECT, MessageContext, SystemEnv
+from persist.host.system_api.context import (
+    COMPOSITE_QUERY,
+    QUERY,
+    REJECT_CANISTER_REJECT,
+    MessageContext,
+    SystemEnv,
+)
 from persist.host.system_api.spec import Ic0, ic0
-from persist.host.traps import HostTrap
+from persist.host.traps import HostTrap, TrapKind
+
+#: The longest reject message the replica passes on (``MAX_REJECT_MESSAGE_LEN_BYTES``, 8 KiB, in
+#: dfinity/ic ``rs/types/types/src/messages/inter_canister.rs``); longer ones are shortened in the
+#: middle, keeping the first 75 % (``RejectContext::new``, ``ellipsize``).
+MAX_REJECT_MESSAGE_LEN = 8 * 1024
+_ELLIPSIS = "..."
 
 COPY = "(dst : I, offset : I, size : I) -> ()"
 SPEC: dict[str, Ic0] = {
@@ -27,6 +39,19 @@ SPEC: dict[str, Ic0] = {
     "accept_message": ic0("() -> ()", "F"),
 }
 AVAILABLE: dict[str, frozenset[str]] = {name: fn.kinds for name, fn in SPEC.items()}
+
+
+def ellipsize(text: str, max_len: int = MAX_REJECT_MESSAGE_LEN, prefix_percent: int = 75) -> str:
+    """``text`` shortened to ``max_len`` UTF-8 bytes with ``...`` in the middle, as the replica does
+    (``StrEllipsize::ellipsize`` in ``rs/utils/src/str.rs``)."""
+    raw = text.encode()
+    if len(raw) <= max_len:
+        return text
+    budget = max_len - len(_ELLIPSIS)
+    head = raw[:budget * prefix_percent // 100].decode("utf-8", errors="ignore")
+    tail_len = budget - len(head.encode())
+    tail = raw[len(raw) - tail_len:].decode("utf-8", errors="ignore") if tail_len else ""
+    return head + _ELLIPSIS + tail
 
 
 def functions(env: SystemEnv) -> dict[str, Callable[..., Any]]:
@@ -66,10 +91,13 @@ def functions(env: SystemEnv) -> dict[str, Callable[..., Any]]:
 
     def msg_reply_data_append(src: int, size: int) -> None:
         ctx = answerable("msg_reply_data_append")
+        # A query call's reply may be larger than a replicated one (system_api.rs, max_reply_size).
+        cap = limits.max_query_response_bytes if ctx.kind in (QUERY, COMPOSITE_QUERY) else limits.max_response_bytes
+        total = len(ctx.reply_buffer) + size
+        if total > cap:
+            raise HostTrap(f"ic0.msg_reply_data_append: application payload size ({total}) cannot be larger than "
+                           f"{cap}.", TrapKind.USER_CONTRACT_VIOLATION)
         ctx.reply_buffer += heap_read(src, size)
-        if len(ctx.reply_buffer) > limits.max_response_bytes:
-            raise HostTrap("ic0.msg_reply_data_append: application payload size "
-                           f"({len(ctx.reply_buffer)}) cannot be larger than {limits.max_response_bytes}")
 
     def msg_reply() -> None:
         ctx = answerable("msg_reply")
@@ -78,7 +106,7 @@ def functions(env: SystemEnv) -> dict[str, Callable[..., Any]]:
     def msg_reject(src: int, size: int) -> None:
         ctx = answerable("msg_reject")
         text = heap_read(src, size).decode("utf-8", errors="replace")
-        ctx.response = ("reject", b"", REJECT_CANISTER_REJECT, text)
+        ctx.response = ("reject", b"", REJECT_CANISTER_REJECT, ellipsize(text))
 
     def msg_method_name_size() -> int:
         return len(ctx_for("msg_method_name_size").method.encode())
