@@ -168,3 +168,14 @@ def test_the_matcher_is_strict() -> None:
     steps = parse_steps(["$ graphcopy x   # exit code 7\nout  # note\n  # more\n^C\nafter\n"])
     assert [(s.command, s.expected, s.exit_code, s.interrupt_after) for s in steps] == [
         ("graphcopy x", ["out", "after"], 7, 0)]
+
+
+def test_ci_runs_exactly_the_readmes_test_command() -> None:
+    """`.ci/run` runs the README's second command as written (its first bash block runs the demo)."""
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)\n```", readme, flags=re.S)
+    assert len(blocks) >= 2 and "graphcopy demo" in blocks[0]
+    test_command = blocks[1].strip()
+    assert "pytest" in test_command
+    ci_lines = [line.strip() for line in (ROOT / ".ci/run").read_text().splitlines()]
+    assert test_command in ci_lines
