@@ -20,6 +20,10 @@ from typer.core import TyperGroup
 
 from cli.argv import normalize
 from cli.common import INVOCATION, Options, fail_line
+from persist.errors import GraphcopyError
+
+#: The exit code of an unexpected internal error (a bug): sysexits' EX_SOFTWARE.
+INTERNAL_ERROR_EXIT = 70
 
 # dfx / icp-cli words that graphcopy spells differently, and where to go instead.
 DFX_WORDS = {
@@ -44,6 +48,24 @@ def version_text() -> str:
         return f"graphcopy {version('graphcopy')}"
     except PackageNotFoundError:  # running from a checkout that was never installed
         return "graphcopy (not installed)"
+
+
+def report_internal_error(exc: BaseException) -> int:
+    """One line for an exception graphcopy did not expect (a bug), with where to report it; the
+    stack only with ``GRAPHCOPY_DEBUG=1``. Returns the exit code (:data:`INTERNAL_ERROR_EXIT`)."""
+    import os
+    import traceback
+
+    debug = os.environ.get("GRAPHCOPY_DEBUG", "").strip() not in ("", "0")
+    if debug:
+        traceback.print_exception(exc, file=sys.stderr)
+    text = " ".join(str(exc).split())
+    if len(text) > 300:
+        text = text[:297] + "..."
+    where = "the stack is above" if debug else "run it again with GRAPHCOPY_DEBUG=1 to see the stack"
+    fail_line(f"internal error: {type(exc).__name__}{': ' + text if text else ''} (a bug in graphcopy: please "
+              f"report it with the command you ran and `{version_text()}`; {where})", INTERNAL_ERROR_EXIT)
+    return INTERNAL_ERROR_EXIT
 
 
 # The order `graphcopy --help` lists the commands in: the daily ones first.
@@ -79,6 +101,14 @@ class GraphcopyGroup(TyperGroup):
         except typer.Abort:
             fail_line("aborted", 1)
             code = 1
+        except KeyboardInterrupt:
+            fail_line("interrupted; committed messages stay committed, queued ones run with the next command", 130)
+            code = 130
+        except GraphcopyError as exc:  # a typed error raised outside a command's own handler
+            fail_line(str(exc), exc.exit_code)
+            code = exc.exit_code
+        except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback reaches a user
+            code = report_internal_error(exc)
         else:
             code = rv if isinstance(rv, int) else 0
         if not standalone_mode:
@@ -157,4 +187,5 @@ def main_options(
     ctx.obj = Options(db=db, caller=identity)
 
 
-__all__ = ["GraphcopyGroup", "Options", "app", "db_app", "pipeline_app", "snapshot_app", "version_text"]
+__all__ = ["INTERNAL_ERROR_EXIT", "GraphcopyGroup", "Options", "app", "db_app", "pipeline_app", "report_internal_error",
+           "snapshot_app", "version_text"]
