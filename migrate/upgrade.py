@@ -31,6 +31,7 @@ from migrate.record import Record
 from persist.api import EMPTY_ARGS, snapshots
 from persist.errors import GraphcopyError
 from persist.execution.install_code import upgrade_code
+from persist.execution.scheduler import settle_canister
 from persist.session import Store
 from persist.store import db
 from persist.store.canisters import controller_row
@@ -133,9 +134,15 @@ def upgrade(
     trapped: a keep/replace upgrade is rolled back; a graph copy is marked failed and resumable).
     """
     t0 = time.perf_counter()
+    planned_version: int | None = None
     if not dry_run:
         with db.read_transaction(store.engine) as conn:
             controller_row(conn, name, store.identity, store.lock_owner)  # a controller, and not locked
+        # What is queued runs first, so the plan sees the state the upgrade will start from; the
+        # version it sees is the one the upgrade must still find (else another process got there first).
+        settle_canister(store, name)
+        with db.read_transaction(store.engine) as conn:
+            planned_version = int(controller_row(conn, name, store.identity, store.lock_owner).version)
     rec = records.read(store, name)
     unfinished = records.unfinished(rec)
     if wasm is None and not unfinished:
@@ -177,7 +184,8 @@ def upgrade(
     try:
         res = upgrade_code(store, name, wasm, arg=arg if arg is not None else EMPTY_ARGS,
                            skip_pre_upgrade=skip_pre_upgrade, wasm_memory_persistence=plan.wasm_memory_persistence,
-                           history_detail={"snapshot_id": snap_id} if snap_id is not None else None)
+                           history_detail={"snapshot_id": snap_id} if snap_id is not None else None,
+                           expected_version=planned_version)
     except Exception:
         if snap_id is not None:  # the upgrade is one transaction: nothing changed, nothing to roll back to
             with contextlib.suppress(GraphcopyError):

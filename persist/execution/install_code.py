@@ -20,6 +20,7 @@ from persist.errors import (
     CanisterTrapError,
     InvalidArgumentError,
     NotAuthorizedError,
+    StaleStateError,
 )
 from persist.execution import installer
 from persist.execution.installer import (
@@ -28,6 +29,7 @@ from persist.execution.installer import (
     MISSING_OPTION,
     PERSISTENCE_OPTIONS,
     InstallResult,
+    OnCommit,
     Requester,
     UpgradeResult,
 )
@@ -101,24 +103,35 @@ def upgrade_code(
     skip_pre_upgrade: bool = False,
     wasm_memory_persistence: str | None = None,
     history_detail: dict[str, Any] | None = None,
+    expected_version: int | None = None,
+    on_commit: OnCommit | None = None,
 ) -> UpgradeResult:
     """Upgrade canister ``name`` to ``wasm`` (``install_code`` mode upgrade). Only controllers may.
 
     Raises UpgradeOptionError for options the modules do not allow, CanisterTrapError if any stage
     traps or runs out of instructions (everything is rolled back), CanisterStateError for an empty
     canister. Queued messages run first. ``history_detail`` is added to the upgrade's history entry.
+    ``expected_version`` is the canister version the caller planned the upgrade on: if another
+    process changed the canister since, StaleStateError (a conflict, exit 4) and nothing is run,
+    so two upgrades planned on the same state never both run their hooks. ``on_commit(conn)`` runs
+    inside the upgrade's commit transaction.
     """
     check_ingress_size(store.limits.max_ingress_bytes, name, "canister_post_upgrade", arg)
     store.runtime.load_module(wasm)
     settle_canister(store, name)
     with db.read_transaction(store.engine) as conn:
         row = controller_row(conn, name, store.identity, store.lock_owner)
+    if expected_version is not None and int(row.version) != expected_version:
+        raise StaleStateError(
+            f"canister {name!r} was changed by another process while this upgrade was planned (version "
+            f"{expected_version}, now {int(row.version)}); nothing was changed: run the command again")
     if row.module_hash is None:
         raise CanisterStateError(f"canister {name!r} is empty: use `graphcopy install` for its first module")
     try:
         return installer.upgrade(store, row, wasm, arg=arg, skip_pre_upgrade=skip_pre_upgrade,
                                  wasm_memory_persistence=wasm_memory_persistence,
-                                 requester=Requester.user(store.identity), history_detail=history_detail)
+                                 requester=Requester.user(store.identity), history_detail=history_detail,
+                                 on_commit=on_commit)
     except CanisterTrapError as exc:
         _keep_failed_logs(store, row, exc)
         raise

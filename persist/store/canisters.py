@@ -19,7 +19,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from persist.errors import CanisterNotFoundError, CanisterStateError, GraphcopyError, NotAuthorizedError
+from persist.errors import (
+    CanisterNotFoundError,
+    CanisterStateError,
+    NotAuthorizedError,
+    StaleStateError,
+)
 from persist.principal import Principal
 from persist.store import locks, schema
 
@@ -53,10 +58,6 @@ NEXT_CANISTER_INDEX_KEY = "next_canister_index"
 #: The status of a tombstone: a deleted canister kept only for the snapshot taken before its deletion.
 DELETED = "deleted"
 _TOMBSTONE = "#deleted-"
-
-
-class StaleStateError(GraphcopyError):
-    """Another process committed to this canister (or took this message) first; retry."""
 
 
 def tombstone_name(name: str, canister_id: int) -> str:
