@@ -452,9 +452,10 @@ def _migrate_one(store: Store, pipeline: Pipeline, name: str, detail: dict[str, 
             _set(store, pipeline, name, owner, detail=detail)
             emit("snapshot", f"snapshot {snap.id}")
         if "stabilize" in pipeline.steps and plan_upgrade(store, name, wasm, pipeline.mode).path == "graph-copy":
-            stabilize(store, name)
+            stabilize(store, name, snapshot_id=detail.get("snapshot_id"))
             emit("stabilize", "stabilized")
-        out = upgrade(store, name, wasm, mode=pipeline.mode, snapshot=False)
+        # The snapshot step's snapshot is marked committed in the upgrade's own commit.
+        out = upgrade(store, name, wasm, mode=pipeline.mode, snapshot=False, snapshot_id=detail.get("snapshot_id"))
         emit("upgrade", out.summary())
         if "destabilize" in pipeline.steps and records.unfinished(records.read(store, name)):
             destabilize(store, name)

@@ -169,14 +169,24 @@ def delete_snapshot(store: Store, name: str, snapshot_id: int) -> None:
 def rollback(store: Store, name: str) -> SnapshotInfo:
     """Restore the state from before the canister's last upgrade or reinstall: the snapshot it took.
 
-    NothingToRollBackError if none took one (an upgrade that trapped changed nothing, and its
-    snapshot is dropped), or if the last one was rolled back already.
+    Only a snapshot whose change committed counts: one taken before an upgrade that never committed
+    (its process was killed in between, or it failed) is passed over (``info.skipped``), since the
+    canister still holds the state it holds. NothingToRollBackError if no committed change took one
+    (saying what was found instead), or if the last one was rolled back already.
     """
     with db.read_transaction(store.engine) as conn:
         row = controller_row(conn, name, store.identity, store.lock_owner)
-        candidates = sql.upgrade_snapshots(conn, row.id, (UPGRADE_PURPOSE, REINSTALL_PURPOSE))
-    last = candidates[0] if candidates else None
+        candidates = sql.upgrade_snapshots(conn, row.id, sql.CHANGE_PURPOSES)
+    skipped = [int(s.id) for s in candidates if s.outcome == sql.PENDING]
+    committed = [s for s in candidates if s.outcome != sql.PENDING]  # NULL: a purpose snapshot of old
+    last = committed[0] if committed else None
+    newer = [i for i in skipped if last is None or i > int(last.id)]
     if last is None:
+        if skipped:
+            raise NothingToRollBackError(
+                f"nothing to roll back: snapshot {', '.join(map(str, skipped))} of canister {row.name} was taken "
+                "before an upgrade that never committed (its process was killed or the upgrade failed), so the "
+                f"canister still holds that state; `graphcopy snapshot load {row.name} {skipped[0]}` loads it anyway")
         raise NothingToRollBackError(
             f"nothing to roll back: no upgrade of canister {row.name} took a snapshot "
             "(an upgrade that failed changed nothing; `--no-snapshot` upgrades cannot be rolled back)")
@@ -185,7 +195,9 @@ def rollback(store: Store, name: str) -> SnapshotInfo:
         raise NothingToRollBackError(
             f"nothing to roll back: the last upgrade of canister {row.name} was rolled back already "
             f"(snapshot {last.id}; `graphcopy snapshot load {row.name} {last.id}` loads it again)")
-    return _load(store, name, int(last.id), history_kind="rollback", mark_rolled_back=True)
+    info = _load(store, name, int(last.id), history_kind="rollback", mark_rolled_back=True)
+    info.skipped = newer
+    return info
 
 
 def blob_stats(store: Store) -> tuple[int, int]:

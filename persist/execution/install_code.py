@@ -61,13 +61,13 @@ def _keep_failed_logs(store: Store, row: sa.Row[Any] | None, exc: CanisterTrapEr
 
 
 def install_module(store: Store, name: str, wasm: bytes, *, arg: bytes = EMPTY_ARGS,
-                   mode: str = "install") -> InstallResult:
+                   mode: str = "install", on_commit: OnCommit | None = None) -> InstallResult:
     """Install ``wasm`` on canister ``name`` (created if new): run its start function and
     ``canister_init(arg)`` within the install instruction limit, and commit everything at once.
 
     ``mode="reinstall"`` replaces the module and wipes heap, stable memory and logs. A trap or an
     invalid module changes nothing (a new canister is not even created); the trap's error carries
-    the run's debug prints.
+    the run's debug prints. ``on_commit(conn)`` runs inside the install's commit transaction.
     """
     if mode not in INSTALL_MODES:
         raise InvalidArgumentError(
@@ -86,7 +86,7 @@ def install_module(store: Store, name: str, wasm: bytes, *, arg: bytes = EMPTY_A
             raise NotAuthorizedError(f"only a controller of {name!r} may install code on it")
     try:
         result = installer.install(store, row, wasm, name=name, arg=arg, mode=mode,
-                                   requester=Requester.user(store.identity))
+                                   requester=Requester.user(store.identity), on_commit=on_commit)
     except CanisterTrapError as exc:
         _keep_failed_logs(store, row, exc)
         raise
