@@ -37,11 +37,9 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import hashlib
-import importlib
 import json
 import multiprocessing
 import queue
-import sys
 import threading
 import time
 import tomllib
@@ -49,10 +47,11 @@ import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 
+from migrate.errors import PipelineError
 from persist.errors import GraphcopyError
 from persist.session import Store, open_store
 from persist.store import db, locks, schema
@@ -77,12 +76,6 @@ PENDING, RUNNING, DONE, FAILED, ROLLED_BACK = "pending", "running", "done", "fai
 HEARTBEAT_S = 2.0
 
 EventFn = Callable[[dict[str, Any]], None]
-
-
-class PipelineError(GraphcopyError):
-    """The pipeline file is invalid."""
-
-    exit_code = 2
 
 
 @dataclass
@@ -406,14 +399,9 @@ class _Heartbeat:
 
 
 def _hook(spec: str, pipeline: Pipeline) -> Callable[[Store, str], Any]:
-    mod_name, _, fn_name = spec.partition(":")
-    base = str(Path(pipeline.path).parent)
-    if base not in sys.path:
-        sys.path.insert(0, base)
-    fn = getattr(importlib.import_module(mod_name), fn_name, None)
-    if not callable(fn):
-        raise PipelineError(f"verify hook {spec!r}: {mod_name} has no function {fn_name}")
-    return cast(Callable[[Store, str], Any], fn)
+    from migrate.pipeline_checks import import_hook
+
+    return import_hook(spec, Path(pipeline.path).parent)
 
 
 def _query_replies(store: Store, name: str, pipeline: Pipeline) -> dict[str, str]:
@@ -546,7 +534,9 @@ def run_pipeline(url_or_store: str | Store, pipeline: Pipeline, workers: int = 1
     done by an earlier run of the same pipeline are not touched again; those it failed or rolled back
     are tried again; a canister a killed worker left running is taken over (immediately if its
     process is gone from this host, else after its heartbeat goes stale). PipelineError (nothing
-    done) when the pipeline selects no canister.
+    done) when the pipeline selects no canister, or when what it names cannot run: the target module,
+    a verify hook that does not import, a verify query the target module lacks or whose arguments do
+    not parse (``migrate.pipeline_checks``, checked before the import step and any claim).
     """
     if workers < 1:
         raise PipelineError("workers must be at least 1")
@@ -555,6 +545,9 @@ def run_pipeline(url_or_store: str | Store, pipeline: Pipeline, workers: int = 1
     own = isinstance(url_or_store, str)
     store = open_store(url_or_store) if isinstance(url_or_store, str) else url_or_store
     try:
+        from migrate.pipeline_checks import check_pipeline
+
+        check_pipeline(store, pipeline)  # the module, the hooks, the verify queries: before any canister
         _, retried = _register(store, pipeline, emit)
         for name in retried:
             emit({"canister": name, "event": "retry", "owner": None,
