@@ -65,9 +65,10 @@ def _checked_module(store: Store, name: str) -> tuple[sa.Row[Any], ModuleInfo]:
     speaks the graph-copy protocol."""
     with db.read_transaction(store.engine) as conn:
         row = canister_row(conn, name)
-        if store.identity.raw not in controllers_of(row):
+        caller = store.controller_identity()
+        if caller.raw not in controllers_of(row):
             raise NotAuthorizedError(
-                f"only a controller of {name!r} may drive its migration (caller {store.identity.to_text()})")
+                f"only a controller of {name!r} may drive its migration (caller {caller.to_text()})")
         if row.module_hash is None:
             raise CanisterStateError(f"canister {name!r} is empty: install a module first (`graphcopy install`)")
         if row.status != "running":

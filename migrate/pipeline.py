@@ -510,13 +510,14 @@ def _work(store: Store, pipeline: Pipeline, owner: str, on_event: EventFn) -> No
                 emit(DONE)
 
 
-def _worker_main(url: str, pipeline: Pipeline, events: Any, index: int) -> None:
+def _worker_main(url: str, pipeline: Pipeline, events: Any, index: int, caller: str, caller_held: bool) -> None:
     owner = locks.owner_token()
 
     def put(event: dict[str, Any]) -> None:
         events.put(event)
 
-    with open_store(url) as store:
+    # The worker acts as the process that ran the pipeline (the CLI's identity, a script's caller).
+    with open_store(url, caller=caller, caller_held=caller_held) as store:
         _work(store, pipeline, owner, put)
 
 
@@ -559,7 +560,7 @@ def run_pipeline(url_or_store: str | Store, pipeline: Pipeline, workers: int = 1
             finally:
                 store.lock_owner, store.limits.performance_counter_scale = saved
         else:
-            _run_processes(store.url, pipeline, workers, emit)
+            _run_processes(store, pipeline, workers, emit)
         states = pipeline_status(store, pipeline)
     finally:
         if own:
@@ -569,11 +570,12 @@ def run_pipeline(url_or_store: str | Store, pipeline: Pipeline, workers: int = 1
                               s.state in (FAILED, ROLLED_BACK) for s in states))
 
 
-def _run_processes(url: str, pipeline: Pipeline, workers: int, emit: EventFn) -> None:
+def _run_processes(store: Store, pipeline: Pipeline, workers: int, emit: EventFn) -> None:
     ctx = multiprocessing.get_context("spawn")
     events = ctx.Queue()
-    procs = [ctx.Process(target=_worker_main, args=(url, pipeline, events, i), name=f"graphcopy-worker-{i}")
-             for i in range(workers)]
+    caller = store.identity.to_text()
+    procs = [ctx.Process(target=_worker_main, args=(store.url, pipeline, events, i, caller, store.caller_held),
+                         name=f"graphcopy-worker-{i}") for i in range(workers)]
     for p in procs:
         p.start()
     try:

@@ -143,12 +143,12 @@ def upgrade(
     planned_version: int | None = None
     if not dry_run:
         with db.read_transaction(store.engine) as conn:
-            controller_row(conn, name, store.identity, store.lock_owner)  # a controller, and not locked
+            controller_row(conn, name, store.controller_identity(), store.lock_owner)  # a controller, and not locked
         # What is queued runs first, so the plan sees the state the upgrade will start from; the
         # version it sees is the one the upgrade must still find (else another process got there first).
         settle_canister(store, name)
         with db.read_transaction(store.engine) as conn:
-            planned_version = int(controller_row(conn, name, store.identity, store.lock_owner).version)
+            planned_version = int(controller_row(conn, name, store.controller_identity(), store.lock_owner).version)
     rec = records.read(store, name)
     unfinished = records.unfinished(rec)
     if wasm is None and not unfinished:

@@ -250,7 +250,7 @@ def logs(store: Store, name: str, *, tail: int | None = None, since_ns: int | No
 
 
 def _controller_row(conn: sa.Connection, store: Store, name: str, *, mutating: bool = True) -> sa.Row[Any]:
-    return controller_row(conn, name, store.identity, store.lock_owner, mutating=mutating)
+    return controller_row(conn, name, store.controller_identity(), store.lock_owner, mutating=mutating)
 
 
 def stop(store: Store, name: str) -> str:

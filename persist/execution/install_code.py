@@ -19,7 +19,6 @@ from persist.errors import (
     CanisterStateError,
     CanisterTrapError,
     InvalidArgumentError,
-    NotAuthorizedError,
     StaleStateError,
 )
 from persist.execution import installer
@@ -37,7 +36,7 @@ from persist.execution.rejects import check_ingress_size
 from persist.execution.scheduler import settle_canister
 from persist.session import Store
 from persist.store import db, events, locks, schema
-from persist.store.canisters import controller_row, controllers_of
+from persist.store.canisters import controller_row, controllers_of, not_a_controller
 
 __all__ = [
     "EMPTY_ARGS",
@@ -82,11 +81,12 @@ def install_module(store: Store, name: str, wasm: bytes, *, arg: bytes = EMPTY_A
         if mode == "install" and row.module_hash is not None:
             raise CanisterExistsError(
                 f"canister {name!r} already has a module; use --mode reinstall to wipe it, or `graphcopy upgrade`")
-        if store.identity.raw not in controllers_of(row):
-            raise NotAuthorizedError(f"only a controller of {name!r} may install code on it")
+        if store.controller_identity().raw not in controllers_of(row):
+            with db.read_transaction(store.engine) as conn:
+                raise not_a_controller(conn, row, store.identity, "may install code on it")
     try:
         result = installer.install(store, row, wasm, name=name, arg=arg, mode=mode,
-                                   requester=Requester.user(store.identity), on_commit=on_commit)
+                                   requester=Requester.user(store.controller_identity()), on_commit=on_commit)
     except CanisterTrapError as exc:
         _keep_failed_logs(store, row, exc)
         raise
@@ -120,7 +120,7 @@ def upgrade_code(
     store.runtime.load_module(wasm)
     settle_canister(store, name)
     with db.read_transaction(store.engine) as conn:
-        row = controller_row(conn, name, store.identity, store.lock_owner)
+        row = controller_row(conn, name, store.controller_identity(), store.lock_owner)
     if expected_version is not None and int(row.version) != expected_version:
         raise StaleStateError(
             f"canister {name!r} was changed by another process while this upgrade was planned (version "
@@ -130,7 +130,7 @@ def upgrade_code(
     try:
         return installer.upgrade(store, row, wasm, arg=arg, skip_pre_upgrade=skip_pre_upgrade,
                                  wasm_memory_persistence=wasm_memory_persistence,
-                                 requester=Requester.user(store.identity), history_detail=history_detail,
+                                 requester=Requester.user(store.controller_identity()), history_detail=history_detail,
                                  on_commit=on_commit)
     except CanisterTrapError as exc:
         _keep_failed_logs(store, row, exc)
