@@ -33,33 +33,32 @@ RESERVED_CLASS = 0x7F
 
 
 def ingress_sender_problem(principal: Principal) -> str | None:
-    """Why ``principal`` cannot send an ingress message on the IC, or None if it can."""
+    """Why ``principal`` cannot send an ingress message on the IC (\"it is ...\"), or None if it can."""
     raw = principal.raw
-    text = principal.to_text()
     if not raw:
-        return f"{text} is the management canister: nothing sends messages as it"
+        return "it is the management canister: nothing sends messages as it"
     if principal.is_anonymous:
         return None
     kind = raw[-1]
     if kind == SELF_AUTHENTICATING_CLASS and len(raw) == 29:
         return None
     if kind == OPAQUE_CLASS:
-        return (f"{text} is a canister id (an opaque principal, class 0x01): on the IC a canister never sends an "
+        return ("it is a canister id (an opaque principal, class 0x01): on the IC a canister never sends an "
                 "ingress message, only users do (the anonymous principal or a self-authenticating one)")
     if kind == SELF_AUTHENTICATING_CLASS:
-        return f"{text} is not a self-authenticating principal: those are 29 bytes (a SHA-224 hash, then 0x02)"
+        return "it is not a self-authenticating principal: those are 29 bytes (a SHA-224 hash, then 0x02)"
     if kind == DERIVED_CLASS:
-        return f"{text} is a derived principal (class 0x03): it cannot sign a request, so it sends no ingress message"
+        return "it is a derived principal (class 0x03): it cannot sign a request, so it sends no ingress message"
     if kind == RESERVED_CLASS:
-        return f"{text} is a reserved principal (class 0x7f): it cannot send messages"
-    return f"{text} is not a user principal (class 0x{kind:02x}): ingress senders are anonymous or self-authenticating"
+        return "it is a reserved principal (class 0x7f): it cannot send messages"
+    return f"it is not a user principal (class 0x{kind:02x}): ingress senders are anonymous or self-authenticating"
 
 
 def check_ingress_sender(principal: Principal) -> Principal:
     """``principal`` if it may send an ingress message; InvalidArgumentError (one line, exit 2) if not."""
     problem = ingress_sender_problem(principal)
     if problem is not None:
-        raise InvalidArgumentError(f"cannot call as {problem}")
+        raise InvalidArgumentError(f"cannot call as {principal.to_text()}: {problem}")
     return principal
 
 
