@@ -155,3 +155,19 @@ def adopt(
         out.print(f"already a controller of: {', '.join(res.already)}", highlight=False)
     for canister, reason in res.refused.items():
         err.print(f"warning: {canister} not adopted: {reason}", highlight=False)
+
+
+@identity_app.command("default", hidden=True)
+def default(ctx: typer.Context, name: Annotated[str | None, typer.Argument(help="The identity to use.")] = None,
+            as_json: JsonOpt = False) -> None:
+    """icp-cli's spelling: `identity default NAME` is `identity use NAME`; without NAME, `whoami`."""
+    if name is None:
+        whoami(ctx, as_json=as_json)
+    else:
+        use(name, as_json=as_json)
+
+
+@identity_app.command("principal", hidden=True)
+def principal(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """icp-cli's spelling of `identity get-principal`."""
+    get_principal(ctx, as_json=as_json)
