@@ -154,6 +154,8 @@ def test_identity_rules() -> None:
         new_identity("../escape")
     with pytest.raises(IdentityError, match="no identity named 'carol'"):
         load_identity("carol")
+    with pytest.raises(IdentityError, match="to send calls as a principal, give --caller PRINCIPAL"):
+        load_identity("2vxsx-fae")
     use_identity("bob")
     with pytest.raises(IdentityError, match="is in use"):
         remove_identity("bob")

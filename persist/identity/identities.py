@@ -22,7 +22,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from persist.errors import InvalidArgumentError
+from persist.errors import GraphcopyError, InvalidArgumentError
 from persist.identity.keys import generate_ed25519_pem, key_type_of_pem, principal_of_pem
 from persist.principal import Principal
 
@@ -119,12 +119,23 @@ def _read(name: str, *, created: bool = False) -> Identity:
     try:
         pem = path.read_bytes()
     except FileNotFoundError:
+        if _is_principal(name):
+            raise IdentityError(f"no identity named {name!r}: --identity takes an identity's name (`graphcopy "
+                                "identity list`); to send calls as a principal, give --caller PRINCIPAL") from None
         raise IdentityError(f"no identity named {name!r} (`graphcopy identity list` shows them, "
                             f"`graphcopy identity new {name}` makes it)") from None
     except OSError as exc:
         raise IdentityError(f"cannot read the key of identity {name!r} ({path}): {exc.strerror}") from None
     return Identity(name=name, principal=principal_of_pem(pem, str(path)), key_type=key_type_of_pem(pem, str(path)),
                     pem_path=path, created=created)
+
+
+def _is_principal(text: str) -> bool:
+    try:
+        Principal.from_text(text)
+    except GraphcopyError:
+        return False
+    return True
 
 
 def _write(name: str, pem: bytes, *, force: bool) -> Identity:
