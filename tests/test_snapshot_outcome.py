@@ -121,3 +121,32 @@ def test_rollback_passes_over_a_killed_upgrade_to_the_last_one_that_happened(db_
     assert f"passed over snapshot {killed}: taken before an upgrade that never committed" in res.stderr
     with open_store(db_url) as st:
         assert api.status(st, "c").module_hash == V1 and call(st, "c", "get") == "(7 : nat)"
+
+
+def test_the_revision_judges_older_snapshots_by_what_followed_them(sqlite_url: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    import migrations
+    from persist.store import db
+
+    with open_store(sqlite_url) as st:
+        api.install(st, "done", COUNTER.read_bytes())
+        done = upgrade(st, "done", COUNTER_V2.read_bytes(), mode="keep").snapshot_id  # the canister changed after
+        api.install(st, "killed", COUNTER.read_bytes())
+        killed = snapshots.take_snapshot(st, "killed", purpose=snapshots.UPGRADE_PURPOSE).id  # nothing after it
+        manual = snapshots.take_snapshot(st, "killed").id
+    # Back to the schema before the revision (the column goes), then forward again.
+    engine = db.create_engine_for(sqlite_url)
+    try:
+        with engine.begin() as conn:
+            cfg = Config()
+            cfg.set_main_option("script_location", str(Path(migrations.__file__).resolve().parent))
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0006_store_owner")
+        assert db.current_revision(engine) == "0006_store_owner"
+    finally:
+        engine.dispose()
+    with open_store(sqlite_url) as st:
+        assert outcomes(st, "done") == {done: "committed"}
+        assert outcomes(st, "killed") == {killed: "pending", manual: None}
