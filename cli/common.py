@@ -2,8 +2,10 @@
 
 Errors are printed as one line on stderr, and the exit code comes from the error's type
 (``persist.errors``): 2 bad input (unknown canister, bad module, bad Candid, a missing file, a bad
-option), 3 store error, 4 database locked, 5 not authorized, 6 wrong canister state, 7 trap,
-8 reject. Under ``--json`` an error is also printed on stdout as ``{"error": ..., "code": ...}``.
+option), 3 store error, 4 a conflict with another process (``ConflictError``: a locked database, a
+claimed canister, a canister changed meanwhile), 5 not authorized, 6 wrong canister state, 7 trap,
+8 reject; 70 an unexpected internal error (``cli.app``). Under ``--json`` an error is also printed on
+stdout as ``{"error": ..., "code": ...}``.
 """
 
 from __future__ import annotations
