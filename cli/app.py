@@ -20,6 +20,10 @@ from typer.core import TyperGroup
 
 from cli.argv import normalize
 from cli.common import INVOCATION, Options, fail_line
+from persist.errors import GraphcopyError
+
+#: The exit code of an unexpected internal error (a bug): sysexits' EX_SOFTWARE.
+INTERNAL_ERROR_EXIT = 70
 
 # dfx / icp-cli words that graphcopy spells differently, and where to go instead.
 DFX_WORDS = {
@@ -32,7 +36,6 @@ DFX_WORDS = {
                       "(after a snapshot)",
     "metadata": "`graphcopy status NAME --json` and `graphcopy check` read the module's sections",
     "new": "graphcopy does not create projects: write a .mo file, then `graphcopy deploy NAME FILE.mo`",
-    "identity": "graphcopy calls as the store's identity; `--identity PRINCIPAL` (or `anonymous`) calls as another",
 }
 
 
@@ -46,10 +49,28 @@ def version_text() -> str:
         return "graphcopy (not installed)"
 
 
+def report_internal_error(exc: BaseException) -> int:
+    """One line for an exception graphcopy did not expect (a bug), with where to report it; the
+    stack only with ``GRAPHCOPY_DEBUG=1``. Returns the exit code (:data:`INTERNAL_ERROR_EXIT`)."""
+    import os
+    import traceback
+
+    debug = os.environ.get("GRAPHCOPY_DEBUG", "").strip() not in ("", "0")
+    if debug:
+        traceback.print_exception(exc, file=sys.stderr)
+    text = " ".join(str(exc).split())
+    if len(text) > 300:
+        text = text[:297] + "..."
+    where = "the stack is above" if debug else "run it again with GRAPHCOPY_DEBUG=1 to see the stack"
+    fail_line(f"internal error: {type(exc).__name__}{': ' + text if text else ''} (a bug in graphcopy: please "
+              f"report it with the command you ran and `{version_text()}`; {where})", INTERNAL_ERROR_EXIT)
+    return INTERNAL_ERROR_EXIT
+
+
 # The order `graphcopy --help` lists the commands in: the daily ones first.
 COMMAND_ORDER = ("install", "deploy", "build", "call", "status", "list", "logs", "upgrade", "check", "rollback",
                  "snapshot", "stabilize-before-upgrade", "destabilize-after-upgrade", "pipeline", "stop", "start",
-                 "delete", "tick", "db", "demo")
+                 "delete", "tick", "identity", "db", "demo")
 
 
 class GraphcopyGroup(TyperGroup):
@@ -79,6 +100,14 @@ class GraphcopyGroup(TyperGroup):
         except typer.Abort:
             fail_line("aborted", 1)
             code = 1
+        except KeyboardInterrupt:
+            fail_line("interrupted; committed messages stay committed, queued ones run with the next command", 130)
+            code = 130
+        except GraphcopyError as exc:  # a typed error raised outside a command's own handler
+            fail_line(str(exc), exc.exit_code)
+            code = exc.exit_code
+        except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback reaches a user
+            code = report_internal_error(exc)
         else:
             code = rv if isinstance(rv, int) else 0
         if not standalone_mode:
@@ -111,7 +140,7 @@ class GraphcopyGroup(TyperGroup):
 
 
 HELP = ("Host Motoko/IC canisters with durable SQL state, and upgrade them without losing data.\n\n"
-        "Global options (--db, --identity/--caller) and --json may stand before or after the command.")
+        "Global options (--db, --identity, --caller) and --json may stand before or after the command.")
 
 app = typer.Typer(
     name="graphcopy",
@@ -129,6 +158,9 @@ app.add_typer(db_app, name="db")
 snapshot_app = typer.Typer(help="Snapshots of a canister's state (pages shared between snapshots).",
                            no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(snapshot_app, name="snapshot")
+identity_app = typer.Typer(help="Your identities (kept per user, like dfx's): the principal you act as.",
+                           no_args_is_help=True, rich_markup_mode=None)
+app.add_typer(identity_app, name="identity")
 pipeline_app = typer.Typer(help="Migration pipelines: upgrade many canisters with N workers.", no_args_is_help=True,
                            rich_markup_mode=None)
 app.add_typer(pipeline_app, name="pipeline")
@@ -148,13 +180,19 @@ def main_options(
         help="Database URL (default: $GRAPHCOPY_DATABASE_URL or sqlite:///graphcopy.db in the working directory; "
              "postgresql://... for PostgreSQL).")] = None,
     identity: Annotated[str | None, typer.Option(
-        "--identity", "--caller", metavar="PRINCIPAL", show_default=False,
-        help="Call as this principal (text, or 'anonymous') instead of the store's own identity.")] = None,
+        "--identity", metavar="NAME", show_default=False,
+        help="Act as this identity (`graphcopy identity list`; 'anonymous' is built in) instead of the one in "
+             "use.")] = None,
+    caller: Annotated[str | None, typer.Option(
+        "--caller", metavar="PRINCIPAL", show_default=False,
+        help="Send calls as this principal (text, or 'anonymous'). A principal none of your identities has "
+             "is never a controller.")] = None,
     version: Annotated[bool, typer.Option(
         "--version", "-V", is_eager=True, callback=_show_version, help="Print graphcopy's version and exit.")]
         = False,
 ) -> None:
-    ctx.obj = Options(db=db, caller=identity)
+    ctx.obj = Options(db=db, caller=caller, identity=identity)
 
 
-__all__ = ["GraphcopyGroup", "Options", "app", "db_app", "pipeline_app", "snapshot_app", "version_text"]
+__all__ = ["INTERNAL_ERROR_EXIT", "GraphcopyGroup", "Options", "app", "db_app", "identity_app", "pipeline_app",
+           "report_internal_error", "snapshot_app", "version_text"]

@@ -2,8 +2,10 @@
 
 Errors are printed as one line on stderr, and the exit code comes from the error's type
 (``persist.errors``): 2 bad input (unknown canister, bad module, bad Candid, a missing file, a bad
-option), 3 store error, 4 database locked, 5 not authorized, 6 wrong canister state, 7 trap,
-8 reject. Under ``--json`` an error is also printed on stdout as ``{"error": ..., "code": ...}``.
+option), 3 store error, 4 a conflict with another process (``ConflictError``: a locked database, a
+claimed canister, a canister changed meanwhile), 5 not authorized, 6 wrong canister state, 7 trap,
+8 reject; 70 an unexpected internal error (``cli.app``). Under ``--json`` an error is also printed on
+stdout as ``{"error": ..., "code": ...}``.
 """
 
 from __future__ import annotations
@@ -26,10 +28,41 @@ from persist.errors import GraphcopyError, InvalidArgumentError
 
 @dataclasses.dataclass
 class Options:
-    """The global options of one run (``--db``, ``--identity``/``--caller``), kept on the root context."""
+    """The global options of one run (``--db``, ``--identity NAME``, ``--caller PRINCIPAL``), kept on
+    the root context."""
 
     db: str | None = None
     caller: str | None = None
+    identity: str | None = None
+
+
+@dataclasses.dataclass
+class Acting:
+    """Who a command acts as: a principal, whether the user holds its key, and the identity's name."""
+
+    principal: str
+    held: bool
+    identity: str | None
+
+
+def acting(opts: Options) -> Acting:
+    """The caller of this run: ``--caller PRINCIPAL`` (held when one of the user's identities has
+    it), else ``--identity NAME``, else the identity in use (``default`` made on first need)."""
+    from persist.identity import current_identity, held_identity, parse_sender
+
+    if opts.caller is not None and opts.identity is not None:
+        raise InvalidArgumentError("give --identity NAME or --caller PRINCIPAL, not both")
+    if opts.caller is not None:
+        principal = parse_sender(opts.caller)
+        if principal.is_anonymous:
+            return Acting(principal.to_text(), True, "anonymous")
+        own = held_identity(principal)
+        return Acting(principal.to_text(), own is not None, own.name if own is not None else None)
+    identity = current_identity(opts.identity)
+    if identity.created and err.is_terminal:
+        err.print(f"note: created the identity {identity.name!r} (principal {identity.principal}, key "
+                  f"{identity.pem_path}); it controls the canisters you create", highlight=False)
+    return Acting(identity.principal.to_text(), True, identity.name)
 
 
 @dataclasses.dataclass
@@ -87,7 +120,8 @@ def opened(ctx: typer.Context) -> Iterator[Any]:
 
     opts: Options = ctx.obj
     with errors():
-        store = open_store(opts.db, caller=opts.caller)
+        who = acting(opts)
+        store = open_store(opts.db, caller=who.principal, caller_held=who.held)
         try:
             yield store
         finally:

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from cli import build, calls, canisters, db, pipelines, rehearse, snapshots, upgrades  # noqa: F401  (registers)
+from cli import build, calls, canisters, db, identity, pipelines, rehearse, snapshots, upgrades  # noqa: F401  (registers)
 from cli.app import app
 from cli.common import JsonOpt, Options, errors, out, print_json
 

@@ -254,3 +254,6 @@ def rollback(
     else:
         out.print(f"{name}: rolled back to snapshot {info.id} (module {(info.module_hash or '-')[:16]}…)",
                   highlight=False)
+        if info.skipped:
+            err.print(f"note: passed over snapshot {', '.join(map(str, info.skipped))}: taken before an upgrade "
+                      "that never committed (its process was killed or it failed)", highlight=False)

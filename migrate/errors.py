@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from persist.errors import GraphcopyError
 
-__all__ = ["DescriptorError", "NoDescriptorError", "StableTypeError"]
+__all__ = ["DescriptorError", "NoDescriptorError", "PipelineError", "StableTypeError"]
+
+
+class PipelineError(GraphcopyError):
+    """A pipeline file is invalid, or what it names cannot run (a module, a hook, a verify query)."""
+
+    exit_code = 2
 
 
 class StableTypeError(GraphcopyError):

@@ -39,6 +39,7 @@ from persist.host.memory import PAGE
 from persist.host.module import ModuleInfo
 from persist.session import Store
 from persist.store import canisters, db, locks, schema
+from persist.store import snapshots as snapshot_sql
 from persist.store.canisters import canister_row, controllers_of
 
 STABILIZE_METHOD = "__motoko_stabilize_before_upgrade"
@@ -64,9 +65,10 @@ def _checked_module(store: Store, name: str) -> tuple[sa.Row[Any], ModuleInfo]:
     speaks the graph-copy protocol."""
     with db.read_transaction(store.engine) as conn:
         row = canister_row(conn, name)
-        if store.identity.raw not in controllers_of(row):
+        caller = store.controller_identity()
+        if caller.raw not in controllers_of(row):
             raise NotAuthorizedError(
-                f"only a controller of {name!r} may drive its migration (caller {store.identity.to_text()})")
+                f"only a controller of {name!r} may drive its migration (caller {caller.to_text()})")
         if row.module_hash is None:
             raise CanisterStateError(f"canister {name!r} is empty: install a module first (`graphcopy install`)")
         if row.status != "running":
@@ -198,7 +200,7 @@ def _destabilize_step(store: Store, name: str, canister_id: int, on_progress: Pr
 
 
 def stabilize(store: Store, name: str, on_progress: ProgressFn | None = None, *,
-              performance_counter_scale: float | None = None) -> Record:
+              performance_counter_scale: float | None = None, snapshot_id: int | None = None) -> Record:
     """Copy the canister's object graph into stable memory (``__motoko_stabilize_before_upgrade``),
     driving every increment to the end; returns the migration record (phase ``stabilized``).
 
@@ -209,6 +211,7 @@ def stabilize(store: Store, name: str, on_progress: ProgressFn | None = None, *,
     migration is past this step, CanisterTrapError/CanisterRejectError if an increment fails (the
     record is marked failed; calling again retries). ``performance_counter_scale`` (default: the
     store's for a new migration, the recorded one for a resumed one) is what its increments run with.
+    ``snapshot_id`` (a snapshot taken before, for the upgrade) is marked committed when the migration begins.
     """
     row, _ = _checked_module(store, name)
     with db.read_transaction(store.engine) as conn:
@@ -227,7 +230,8 @@ def stabilize(store: Store, name: str, on_progress: ProgressFn | None = None, *,
     else:
         estimate = estimate_image_bytes(store, name)
         records.begin(store, name, target_module_hash=None, arg=None, estimated_image_bytes=estimate,
-                      performance_counter_scale=performance_counter_scale or store.limits.performance_counter_scale)
+                      performance_counter_scale=performance_counter_scale or store.limits.performance_counter_scale,
+                      snapshot_id=snapshot_id)
     return _stabilize_step(store, name, row.id, on_progress)
 
 
@@ -259,7 +263,8 @@ def destabilize(store: Store, name: str, on_progress: ProgressFn | None = None, 
 
 
 def run(store: Store, name: str, wasm: bytes | None, *, arg: bytes | None = None,
-        on_progress: ProgressFn | None = None, performance_counter_scale: float | None = None) -> Record:
+        on_progress: ProgressFn | None = None, performance_counter_scale: float | None = None,
+        snapshot_id: int | None = None) -> Record:
     """The whole graph-copy upgrade to ``wasm``: stabilize, upgrade (replace), destabilize.
 
     Starts a migration (the target module is kept in the store first, so a resume needs no file),
@@ -267,7 +272,8 @@ def run(store: Store, name: str, wasm: bytes | None, *, arg: bytes | None = None
     different ``wasm`` is accepted only before the upgrade step has committed. ``arg`` (Candid
     bytes for post_upgrade) defaults to the recorded one, or to ``()``. Returns the final record.
     The increments run with ``performance_counter_scale`` if given, else with the recorded scale (a
-    resumed migration) or the store's (a new one).
+    resumed migration) or the store's (a new one). ``snapshot_id``, the snapshot taken before, is
+    marked committed in the transaction that begins the migration (or now, for one under way).
     """
     row, _ = _checked_module(store, name)
     with db.read_transaction(store.engine) as conn:
@@ -297,12 +303,16 @@ def run(store: Store, name: str, wasm: bytes | None, *, arg: bytes | None = None
         if performance_counter_scale is not None:
             fields["performance_counter_scale"] = performance_counter_scale
         rec = records.move(store, name, phase, event="resumed", **fields)
+        if snapshot_id is not None:  # the migration under way has changed the canister since that snapshot
+            with db.transaction(store.engine) as conn:
+                snapshot_sql.mark_committed(conn, snapshot_id)
     else:
         if info is None:
             raise MigrationStateError(f"canister {name!r} has no migration to resume; give the WASM to upgrade to")
         scale = performance_counter_scale or store.limits.performance_counter_scale
         rec = records.begin(store, name, target_module_hash=info.hash, arg=arg if arg is not None else api.EMPTY_ARGS,
-                            estimated_image_bytes=estimate_image_bytes(store, name), performance_counter_scale=scale)
+                            estimated_image_bytes=estimate_image_bytes(store, name), performance_counter_scale=scale,
+                            snapshot_id=snapshot_id)
     target = rec.get("target_module_hash")
     phase = records.resume_phase(rec)
     if phase == "stabilizing":

@@ -37,11 +37,9 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import hashlib
-import importlib
 import json
 import multiprocessing
 import queue
-import sys
 import threading
 import time
 import tomllib
@@ -49,10 +47,11 @@ import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 
+from migrate.errors import PipelineError
 from persist.errors import GraphcopyError
 from persist.session import Store, open_store
 from persist.store import db, locks, schema
@@ -77,12 +76,6 @@ PENDING, RUNNING, DONE, FAILED, ROLLED_BACK = "pending", "running", "done", "fai
 HEARTBEAT_S = 2.0
 
 EventFn = Callable[[dict[str, Any]], None]
-
-
-class PipelineError(GraphcopyError):
-    """The pipeline file is invalid."""
-
-    exit_code = 2
 
 
 @dataclass
@@ -406,14 +399,9 @@ class _Heartbeat:
 
 
 def _hook(spec: str, pipeline: Pipeline) -> Callable[[Store, str], Any]:
-    mod_name, _, fn_name = spec.partition(":")
-    base = str(Path(pipeline.path).parent)
-    if base not in sys.path:
-        sys.path.insert(0, base)
-    fn = getattr(importlib.import_module(mod_name), fn_name, None)
-    if not callable(fn):
-        raise PipelineError(f"verify hook {spec!r}: {mod_name} has no function {fn_name}")
-    return cast(Callable[[Store, str], Any], fn)
+    from migrate.pipeline_checks import import_hook
+
+    return import_hook(spec, Path(pipeline.path).parent)
 
 
 def _query_replies(store: Store, name: str, pipeline: Pipeline) -> dict[str, str]:
@@ -452,9 +440,10 @@ def _migrate_one(store: Store, pipeline: Pipeline, name: str, detail: dict[str, 
             _set(store, pipeline, name, owner, detail=detail)
             emit("snapshot", f"snapshot {snap.id}")
         if "stabilize" in pipeline.steps and plan_upgrade(store, name, wasm, pipeline.mode).path == "graph-copy":
-            stabilize(store, name)
+            stabilize(store, name, snapshot_id=detail.get("snapshot_id"))
             emit("stabilize", "stabilized")
-        out = upgrade(store, name, wasm, mode=pipeline.mode, snapshot=False)
+        # The snapshot step's snapshot is marked committed in the upgrade's own commit.
+        out = upgrade(store, name, wasm, mode=pipeline.mode, snapshot=False, snapshot_id=detail.get("snapshot_id"))
         emit("upgrade", out.summary())
         if "destabilize" in pipeline.steps and records.unfinished(records.read(store, name)):
             destabilize(store, name)
@@ -521,13 +510,14 @@ def _work(store: Store, pipeline: Pipeline, owner: str, on_event: EventFn) -> No
                 emit(DONE)
 
 
-def _worker_main(url: str, pipeline: Pipeline, events: Any, index: int) -> None:
+def _worker_main(url: str, pipeline: Pipeline, events: Any, index: int, caller: str, caller_held: bool) -> None:
     owner = locks.owner_token()
 
     def put(event: dict[str, Any]) -> None:
         events.put(event)
 
-    with open_store(url) as store:
+    # The worker acts as the process that ran the pipeline (the CLI's identity, a script's caller).
+    with open_store(url, caller=caller, caller_held=caller_held) as store:
         _work(store, pipeline, owner, put)
 
 
@@ -545,7 +535,9 @@ def run_pipeline(url_or_store: str | Store, pipeline: Pipeline, workers: int = 1
     done by an earlier run of the same pipeline are not touched again; those it failed or rolled back
     are tried again; a canister a killed worker left running is taken over (immediately if its
     process is gone from this host, else after its heartbeat goes stale). PipelineError (nothing
-    done) when the pipeline selects no canister.
+    done) when the pipeline selects no canister, or when what it names cannot run: the target module,
+    a verify hook that does not import, a verify query the target module lacks or whose arguments do
+    not parse (``migrate.pipeline_checks``, checked before the import step and any claim).
     """
     if workers < 1:
         raise PipelineError("workers must be at least 1")
@@ -554,6 +546,9 @@ def run_pipeline(url_or_store: str | Store, pipeline: Pipeline, workers: int = 1
     own = isinstance(url_or_store, str)
     store = open_store(url_or_store) if isinstance(url_or_store, str) else url_or_store
     try:
+        from migrate.pipeline_checks import check_pipeline
+
+        check_pipeline(store, pipeline)  # the module, the hooks, the verify queries: before any canister
         _, retried = _register(store, pipeline, emit)
         for name in retried:
             emit({"canister": name, "event": "retry", "owner": None,
@@ -565,7 +560,7 @@ def run_pipeline(url_or_store: str | Store, pipeline: Pipeline, workers: int = 1
             finally:
                 store.lock_owner, store.limits.performance_counter_scale = saved
         else:
-            _run_processes(store.url, pipeline, workers, emit)
+            _run_processes(store, pipeline, workers, emit)
         states = pipeline_status(store, pipeline)
     finally:
         if own:
@@ -575,11 +570,12 @@ def run_pipeline(url_or_store: str | Store, pipeline: Pipeline, workers: int = 1
                               s.state in (FAILED, ROLLED_BACK) for s in states))
 
 
-def _run_processes(url: str, pipeline: Pipeline, workers: int, emit: EventFn) -> None:
+def _run_processes(store: Store, pipeline: Pipeline, workers: int, emit: EventFn) -> None:
     ctx = multiprocessing.get_context("spawn")
     events = ctx.Queue()
-    procs = [ctx.Process(target=_worker_main, args=(url, pipeline, events, i), name=f"graphcopy-worker-{i}")
-             for i in range(workers)]
+    caller = store.identity.to_text()
+    procs = [ctx.Process(target=_worker_main, args=(store.url, pipeline, events, i, caller, store.caller_held),
+                         name=f"graphcopy-worker-{i}") for i in range(workers)]
     for p in procs:
         p.start()
     try:

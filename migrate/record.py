@@ -38,6 +38,7 @@ from persist.execution.clock import now_ns
 from persist.host.memory import PAGE
 from persist.session import Store
 from persist.store import db, schema
+from persist.store import snapshots as snapshot_sql
 from persist.store.canisters import canister_row
 
 Record = dict[str, Any]
@@ -86,10 +87,14 @@ def _event(record: Record, phase: str, now: int, detail: dict[str, Any] | None) 
 
 def begin(store: Store, name: str, *, target_module_hash: str | None, arg: bytes | None,
           performance_counter_scale: float, phase: str = "stabilizing",
-          estimated_image_bytes: int | None = None) -> Record:
-    """Start a new migration record (replacing a finished one) in ``phase``."""
+          estimated_image_bytes: int | None = None, snapshot_id: int | None = None) -> Record:
+    """Start a new migration record (replacing a finished one) in ``phase``. ``snapshot_id``, the
+    snapshot taken before the migration, is marked committed in the same transaction: from here on
+    the canister is on the migration's way, and loading that snapshot is the way back."""
     now = now_ns()
     with db.transaction(store.engine) as conn:
+        if snapshot_id is not None:
+            snapshot_sql.mark_committed(conn, snapshot_id)
         row = canister_row(conn, name)
         record: Record = {
             "mode": "graph-copy",

@@ -31,8 +31,10 @@ from migrate.record import Record
 from persist.api import EMPTY_ARGS, snapshots
 from persist.errors import GraphcopyError
 from persist.execution.install_code import upgrade_code
+from persist.execution.scheduler import settle_canister
 from persist.session import Store
 from persist.store import db
+from persist.store import snapshots as snapshot_sql
 from persist.store.canisters import controller_row
 
 
@@ -109,6 +111,7 @@ def upgrade(
     skip_unchanged: bool = False,
     on_plan: Callable[[UpgradePlan], None] | None = None,
     performance_counter_scale: float | None = None,
+    snapshot_id: int | None = None,
 ) -> UpgradeOutcome:
     """Upgrade canister ``name`` to ``wasm`` along the path ``plan_upgrade`` picks for ``mode``.
 
@@ -127,15 +130,25 @@ def upgrade(
     ``--upgrade-unchanged``. ``on_plan(plan)`` is called with the plan before anything is done (a
     refused plan too). ``performance_counter_scale`` is the scale a graph copy's increments run
     with (default: the store's; a resumed migration keeps its own unless one is given).
+    ``snapshot_id`` names a snapshot the caller took for this upgrade already (a pipeline's snapshot
+    step; then ``snapshot`` takes none): like the upgrade's own, it is marked committed in the
+    upgrade's commit transaction (graph copy: when the migration begins), so ``rollback`` never takes
+    a snapshot whose upgrade did not happen for one that did.
 
     Raises UpgradeRefusedError (with ``.plan``; nothing changed), MigrationStateError,
     NotAuthorizedError (not a controller), UpgradeOptionError, CanisterTrapError (the canister
     trapped: a keep/replace upgrade is rolled back; a graph copy is marked failed and resumable).
     """
     t0 = time.perf_counter()
+    planned_version: int | None = None
     if not dry_run:
         with db.read_transaction(store.engine) as conn:
-            controller_row(conn, name, store.identity, store.lock_owner)  # a controller, and not locked
+            controller_row(conn, name, store.controller_identity(), store.lock_owner)  # a controller, and not locked
+        # What is queued runs first, so the plan sees the state the upgrade will start from; the
+        # version it sees is the one the upgrade must still find (else another process got there first).
+        settle_canister(store, name)
+        with db.read_transaction(store.engine) as conn:
+            planned_version = int(controller_row(conn, name, store.controller_identity(), store.lock_owner).version)
     rec = records.read(store, name)
     unfinished = records.unfinished(rec)
     if wasm is None and not unfinished:
@@ -164,27 +177,37 @@ def upgrade(
         raise UpgradeRefusedError(plan)
     if dry_run:
         return outcome(False)
-    snap_id: int | None = None
-    if snapshot and not unfinished:
+    snap_id: int | None = snapshot_id
+    if snapshot and not unfinished and snap_id is None:
         snap_id = snapshots.take_snapshot(
             store, name, label=f"before upgrade to {plan.new.module_hash[:16]}", purpose=snapshots.UPGRADE_PURPOSE,
             upgrade_to=plan.new.module_hash).id
     if plan.path == "graph-copy":
         final = graph_copy.run(store, name, wasm, arg=arg, on_progress=on_progress,
-                               performance_counter_scale=performance_counter_scale)
+                               performance_counter_scale=performance_counter_scale, snapshot_id=snap_id)
         return outcome(True, migration=final, snapshot_id=snap_id, migrations_run=_migrations_run(store, name, plan))
     assert wasm is not None
     try:
         res = upgrade_code(store, name, wasm, arg=arg if arg is not None else EMPTY_ARGS,
                            skip_pre_upgrade=skip_pre_upgrade, wasm_memory_persistence=plan.wasm_memory_persistence,
-                           history_detail={"snapshot_id": snap_id} if snap_id is not None else None)
+                           history_detail={"snapshot_id": snap_id} if snap_id is not None else None,
+                           expected_version=planned_version, on_commit=_marks_committed(snap_id))
     except Exception:
-        if snap_id is not None:  # the upgrade is one transaction: nothing changed, nothing to roll back to
+        # The upgrade is one transaction: nothing changed, nothing to roll back to (a caller's own
+        # snapshot is the caller's to keep).
+        if snap_id is not None and snapshot_id is None:
             with contextlib.suppress(GraphcopyError):
                 snapshots.delete_snapshot(store, name, snap_id)
         raise
     return outcome(True, instructions=res.instructions, snapshot_id=snap_id,
                    migrations_run=_migrations_run(store, name, plan))
+
+
+def _marks_committed(snapshot_id: int | None) -> Callable[[Any], None] | None:
+    """The upgrade's on_commit: its snapshot's change committed, in the same transaction."""
+    if snapshot_id is None:
+        return None
+    return lambda conn: snapshot_sql.mark_committed(conn, snapshot_id)
 
 
 def _migrations_run(store: Store, name: str, plan: UpgradePlan) -> list[str] | None:

@@ -19,10 +19,25 @@ class StoreError(GraphcopyError):
     exit_code = 3
 
 
-class StoreLockedError(StoreError):
+class ConflictError(GraphcopyError):
+    """Another process holds or changed what this command needs, so it did nothing: retry (exit 4).
+
+    The one family of concurrency conflicts: a database another process holds
+    (:class:`StoreLockedError`), a canister a pipeline worker has claimed
+    (``persist.store.locks.CanisterLockedError``), and a canister another process committed to first
+    (:class:`StaleStateError`, the loser of a compare-and-set)."""
+
+    exit_code = 4
+
+
+class StoreLockedError(StoreError, ConflictError):
     """Another process holds the database (SQLite lock, PostgreSQL lock timeout)."""
 
     exit_code = 4
+
+
+class StaleStateError(ConflictError):
+    """Another process committed to this canister (or took this message) first; nothing was changed: retry."""
 
 
 class InvalidArgumentError(GraphcopyError):

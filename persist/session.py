@@ -17,9 +17,12 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
+from persist.errors import NotAuthorizedError
 from persist.host.limits import Limits
 from persist.host.live import LiveCanister
 from persist.host.runtime import Runtime
+from persist.identity.identities import current_identity
+from persist.identity.principals import parse_sender
 from persist.principal import Principal
 from persist.store import db, schema
 from persist.store.canisters import IDENTITY_KEY
@@ -54,6 +57,20 @@ class Store:
     # The pipeline worker token ("host:pid") this store acts for: canisters that worker has claimed
     # (``pipeline_locks``) are not refused to it (see ``persist.store.locks``).
     lock_owner: str | None = None
+    # Whether the user holds the key of ``identity`` (a named identity, the store's own, a script's
+    # principal). False for a principal typed on a command line (``--caller``): it may send calls,
+    # but never acts as a controller (``controller_identity``).
+    caller_held: bool = True
+
+    def controller_identity(self) -> Principal:
+        """The caller, for an operation only a controller may do: ``identity`` if the user holds its
+        key, else NotAuthorizedError (exit 5): typing a controller's principal does not make one."""
+        if not self.caller_held:
+            raise NotAuthorizedError(
+                f"caller {self.identity.to_text()} was given as a principal (--caller), whose key graphcopy "
+                "does not hold: it is never a controller; act as an identity you hold (`--identity NAME`, "
+                "`graphcopy identity list`)")
+        return self.identity
 
     def remember(self, canister_id: int, cached: CachedCanister) -> None:
         """Keep a live instance, evicting the least recently used ones beyond ``max_live``."""
@@ -92,12 +109,21 @@ def open_store(
     caller: str | None = None,
     lock_timeout_s: float | None = None,
     allow_in_memory: bool = False,
+    caller_held: bool = True,
 ) -> Store:
     """Open (and create or migrate) the store at ``url``.
 
     ``url`` defaults to ``GRAPHCOPY_DATABASE_URL`` or ``graphcopy.db`` in the working directory.
-    ``caller`` is the principal (text) that calls canisters; by default the store's own identity,
-    created on first use and kept in the store, which also controls the canisters it creates.
+    ``caller`` is the principal (text, or ``anonymous``) that calls canisters and controls the
+    canisters it creates; by default the principal of the user's identity in use
+    (``persist.identity.current_identity``: ``default`` is made on first need, as dfx makes it), the
+    same one the CLI acts as. It must be a principal that can send ingress messages on the IC (the
+    anonymous principal or a self-authenticating one: InvalidArgumentError for a canister id or
+    ``aaaaa-aa``). A script is trusted like dfx's agent with a key: its ``caller`` may act as a
+    controller, unless ``caller_held=False`` (what the CLI's ``--caller PRINCIPAL`` passes for a
+    principal none of the user's identities has: such a caller sends calls but never controls).
+    The store's own identity (``store_identity``, the default caller before named identities) is
+    still made and kept; ``persist.api.adopt`` hands its canisters to the caller.
     Pending Alembic revisions are applied. ``lock_timeout_s`` (default ``GRAPHCOPY_LOCK_TIMEOUT`` or
     5 s) is how long to wait for a database another process holds before StoreLockedError.
     An in-memory SQLite database (``sqlite://``) is refused unless ``allow_in_memory`` (its state
@@ -109,21 +135,23 @@ def open_store(
     engine = db.create_engine_for(resolved, lock_timeout_s=lock_timeout_s, allow_in_memory=allow_in_memory)
     try:
         db.upgrade_schema(engine)
-        identity = _store_identity(engine)
+        store_identity(engine)
+        identity = parse_sender(caller) if caller is not None else current_identity().principal
     except BaseException:
         engine.dispose()
         raise
-    if caller is not None:
-        identity = Principal.from_text(caller) if caller != "anonymous" else Principal.anonymous()
     env_scale = os.environ.get("GRAPHCOPY_PERFORMANCE_COUNTER_SCALE")
     lim = limits or Limits()
     if env_scale and limits is None:
         lim.performance_counter_scale = float(env_scale)
-    return Store(engine=engine, url=resolved, runtime=shared_runtime(), limits=lim, identity=identity)
+    return Store(engine=engine, url=resolved, runtime=shared_runtime(), limits=lim, identity=identity,
+                 caller_held=caller_held)
 
 
-def _store_identity(engine: sa.Engine) -> Principal:
-    """The store's default caller: a self-authenticating-style principal made once per store."""
+def store_identity(engine: sa.Engine) -> Principal:
+    """The store's own identity, the Python API's default caller: a self-authenticating-style
+    principal made once per store and kept in it (no key exists outside the store: whoever can write
+    the store holds it). Before named identities the CLI called as it too (``persist.api.adopt``)."""
     with db.read_transaction(engine) as conn:
         value = conn.execute(
             sa.select(schema.settings.c.value).where(schema.settings.c.key == IDENTITY_KEY)).scalar()

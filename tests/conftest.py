@@ -21,6 +21,7 @@ set (a skip in CI would hide a broken setup).
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +29,12 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+
+# The user's identities (``persist.identity``) live in a directory of the test session, never in the
+# real home: XDG_CONFIG_HOME is inherited by the subprocesses tests start (which drop GRAPHCOPY_*
+# variables), so they act as the same identity as the test process.
+os.environ.pop("GRAPHCOPY_CONFIG_DIR", None)
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="graphcopy-test-config-")
 
 PG_ENV = "GRAPHCOPY_TEST_PG_URL"
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -213,3 +213,60 @@ def test_a_new_canister_may_not_be_named_like_a_principal(sstore: object) -> Non
             api.install(sstore, name, COUNTER.read_bytes())  # type: ignore[arg-type]
     assert [c.name for c in api.list_canisters(sstore)] == ["counter"]  # type: ignore[arg-type]
     assert api.status(sstore, first.principal).name == "counter"  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------------------ unexpected errors
+
+_FORCED_BUG = """
+import sys
+import cli.main
+import persist.api
+from persist.api import canisters
+
+def boom(*args, **kwargs):
+    raise RuntimeError("forced\\nfailure for the test")
+
+persist.api.list_canisters = boom
+canisters.list_canisters = boom
+sys.argv = ["graphcopy", *sys.argv[1:]]
+cli.main.main()
+"""
+
+
+@pytest.mark.parametrize("debug", ["", "1"])
+def test_an_unexpected_error_is_one_line_with_a_bug_report_hint(tmp_path: Path, debug: str) -> None:
+    # A real process: the bug is forced by replacing a public function with one that raises.
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRAPHCOPY_")}
+    env.update(PYTHONPATH=str(Path(__file__).parent.parent), GRAPHCOPY_DEBUG=debug)
+    res = subprocess.run([sys.executable, "-c", _FORCED_BUG, "list", "--db", f"sqlite:///{tmp_path / 'x.db'}"],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert res.returncode == 70, res.stderr
+    last = res.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: internal error: RuntimeError: forced failure for the test (a bug in graphcopy")
+    assert "report it" in last
+    if debug:
+        assert "Traceback (most recent call last)" in res.stderr and "in boom" in res.stderr
+        assert "the stack is above" in last
+    else:
+        assert res.stderr.strip().count("\n") == 0 and "Traceback" not in res.stderr
+        assert "GRAPHCOPY_DEBUG=1" in last
+
+
+def test_an_unexpected_error_with_json_is_reported_as_json(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from persist.api import canisters
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise KeyError("nope")
+
+    monkeypatch.setattr(canisters, "list_canisters", boom)
+    monkeypatch.setattr(api, "list_canisters", boom)
+    res = runner.invoke(app, ["list", "--json", "--db", f"sqlite:///{tmp_path / 'x.db'}"])
+    assert res.exit_code == 70
+    import json
+
+    doc = json.loads(res.stdout)
+    assert doc["code"] == 70 and doc["error"].startswith("internal error: KeyError: 'nope'")
+    assert "Traceback" not in res.output

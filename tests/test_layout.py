@@ -8,7 +8,8 @@
   execution, Candid, the API or the session; the host never imports the store, execution, Candid,
   the API or the session; Candid imports nothing of graphcopy but ``persist.errors`` and
   ``persist.principal``; the snapshot directory format (``persist.snapshot_dir``) imports neither
-  the store nor anything that runs canisters.
+  the store nor anything that runs canisters; identities (``persist.identity``) import no store and
+  nothing that runs canisters.
 """
 
 from __future__ import annotations
@@ -161,6 +162,9 @@ def _reaches(prefixes: tuple[str, ...], forbidden: tuple[str, ...]) -> list[str]
     (("persist.host",), ("persist.store", "persist.execution", "persist.candid", "persist.api", "persist.session")),
     (("persist.candid",), ("persist.store", "persist.host", "persist.execution", "persist.api", "persist.session",
                            "migrate", "cli")),
+    # Identities belong to a user, not to a store: no SQL, nothing that runs canisters.
+    (("persist.identity",), ("persist.store", "persist.host", "persist.execution", "persist.api", "persist.session",
+                             "persist.candid", "migrate", "cli")),
     # The snapshot directory format needs the module parser, nothing that runs canisters or SQL.
     (("persist.snapshot_dir",), ("persist.store", "persist.execution", "persist.api", "persist.session",
                                  "persist.candid", "persist.host.live", "persist.host.runtime")),

@@ -104,7 +104,8 @@ def lines_match(expected: list[str], actual: list[str]) -> bool:
 
 def _env(bin_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRAPHCOPY_") and k != "COLUMNS"}
-    env.update(PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}", PYTHONUNBUFFERED="1", PYTHONPATH=str(ROOT))
+    env.update(PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}", PYTHONUNBUFFERED="1", PYTHONPATH=str(ROOT),
+               XDG_CONFIG_HOME=str(bin_dir.parent / "config"))  # a user with no identity yet, as a new user
     return env
 
 

@@ -34,7 +34,8 @@ from persist.session import Store
 CANISTERS = Path(__file__).resolve().parent / "canisters"
 U64 = 2**64
 FAR_FUTURE_NS = 4_000_000_000_000_000_000  # year 2096
-OTHER_PRINCIPAL = "ryjl3-tyaaa-aaaaa-aaaba-cai"
+# A user other than the store's (a self-authenticating id: only users send ingress messages).
+OTHER_PRINCIPAL = Principal.self_authenticating(b"another user's public key").to_text()
 
 
 @functools.cache

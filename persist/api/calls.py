@@ -21,6 +21,7 @@ from persist.errors import (
     CanisterTrapError,
     InvalidArgumentError,
     MethodNotFoundError,
+    NotAuthorizedError,
 )
 from persist.execution import instances, messages, scheduler
 from persist.execution.installer import EMPTY_ARGS
@@ -33,7 +34,7 @@ from persist.host.system_api.context import REJECT_CANISTER_ERROR, REJECT_CANIST
 from persist.principal import Principal
 from persist.session import Store
 from persist.store import db, events, locks, schema
-from persist.store.canisters import canister_row
+from persist.store.canisters import canister_row, controllers_of
 
 if TYPE_CHECKING:
     from persist.candid import ServiceInterface
@@ -239,9 +240,16 @@ def call(store: Store, name: str, method: str, arg: bytes = EMPTY_ARGS, *, kind:
     wanted = kind
     check_ingress_size(store.limits.max_ingress_bytes, name, method, arg)
     if is_management(name):
+        store.controller_identity()  # the management canister's methods are for key holders (controllers)
         return _call_management(store, method, arg, wanted, on_message)
     with db.read_transaction(store.engine) as conn:
         row = canister_row(conn, name)
+    if not store.caller_held and store.identity.raw in controllers_of(row):
+        # A controller's principal typed on a command line would pass the canister's own controller
+        # checks (``ic0.is_controller``: Motoko's ``__motoko_*`` endpoints, ``msg.caller`` tests): refused.
+        raise NotAuthorizedError(
+            f"caller {store.identity.to_text()} controls {name!r}, and graphcopy does not hold its key (it was "
+            "given with --caller): calling as a controller needs the identity itself (`--identity NAME`)")
     if row.module_hash is None:
         raise CanisterStateError(f"canister {name!r} is empty: install a module first (`graphcopy install`)")
     live = instances.live_canister(store, row)

@@ -149,7 +149,9 @@ def install(store: Store, name: str, wasm: bytes, *, arg: bytes = EMPTY_ARGS, mo
             snap_id = snapshots.take_snapshot(store, name, label="before reinstall",
                                               purpose=snapshot_sql.REINSTALL_PURPOSE).id
     try:
-        res = install_module(store, name, wasm, arg=arg, mode=mode)
+        # The reinstall's commit records that the change its snapshot was taken for happened.
+        marks = (lambda conn: snapshot_sql.mark_committed(conn, snap_id)) if snap_id is not None else None
+        res = install_module(store, name, wasm, arg=arg, mode=mode, on_commit=marks)
     except Exception:
         if snap_id is not None:  # nothing changed: the snapshot has nothing to undo
             with contextlib.suppress(GraphcopyError):
@@ -248,7 +250,7 @@ def logs(store: Store, name: str, *, tail: int | None = None, since_ns: int | No
 
 
 def _controller_row(conn: sa.Connection, store: Store, name: str, *, mutating: bool = True) -> sa.Row[Any]:
-    return controller_row(conn, name, store.identity, store.lock_owner, mutating=mutating)
+    return controller_row(conn, name, store.controller_identity(), store.lock_owner, mutating=mutating)
 
 
 def stop(store: Store, name: str) -> str:

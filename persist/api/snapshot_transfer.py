@@ -179,7 +179,7 @@ def import_snapshot(store: Store, name: str, directory: str | Path, *, into: boo
     if into:
         scheduler.settle_canister(store, name)  # queued messages belong to the state being replaced
         with db.read_transaction(store.engine) as conn:
-            row = controller_row(conn, name, store.identity, store.lock_owner)
+            row = controller_row(conn, name, store.controller_identity(), store.lock_owner)
         if meta.global_timer is None:
             state.timer_ns = int(row.timer_ns)
         if meta.on_low_wasm_memory_hook_status is None:
@@ -196,7 +196,7 @@ def import_snapshot(store: Store, name: str, directory: str | Path, *, into: boo
             store_module(conn, wasm, info.hash, info.custom_sections)
             if row is None:
                 cid, principal = transfer.create_canister(
-                    conn, name, principal, [store.identity.to_text()], state, detail)
+                    conn, name, principal, [store.controller_identity().to_text()], state, detail)
             else:
                 cid, principal = int(row.id), Principal.from_text(row.principal)
                 transfer.overwrite_canister(conn, row, state, detail)
@@ -252,7 +252,7 @@ def export_snapshot(store: Store, name: str, directory: str | Path, snapshot_id:
         scheduler.settle_canister(store, name)  # the state a snapshot holds is the one between messages
     warnings: list[str] = []
     with db.read_transaction(store.engine) as conn:
-        row = controller_row(conn, name, store.identity, store.lock_owner, mutating=False)
+        row = controller_row(conn, name, store.controller_identity(), store.lock_owner, mutating=False)
         if row.module_hash is None:
             raise CanisterStateError(f"canister {name!r} is empty: there is nothing to export")
         if snapshot_id is None:

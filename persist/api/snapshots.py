@@ -54,7 +54,7 @@ def take_snapshot(store: Store, name: str, label: str | None = None, *, purpose:
     """Snapshot the canister's committed state (one transaction). Controller-only; refused during a
     graph-copy migration and for an empty canister. Only pages no snapshot holds yet are stored."""
     with db.transaction(store.engine) as conn:
-        row = controller_row(conn, name, store.identity, store.lock_owner)
+        row = controller_row(conn, name, store.controller_identity(), store.lock_owner)
         sql.refuse_during_migration(row, "snapshot")
         if row.module_hash is None:
             raise CanisterStateError(f"canister {name!r} is empty: there is nothing to snapshot")
@@ -63,7 +63,7 @@ def take_snapshot(store: Store, name: str, label: str | None = None, *, purpose:
 
 def _own_tombstones(conn: sa.Connection, store: Store, name: str) -> list[sa.Row[Any]]:
     """The tombstones of deleted canisters once called ``name`` that the caller controlled."""
-    return [t for t in tombstones(conn, name) if store.identity.raw in controllers_of(t)]
+    return [t for t in tombstones(conn, name) if store.controller_identity().raw in controllers_of(t)]
 
 
 def _tombstone_of(conn: sa.Connection, store: Store, name: str, snapshot_id: int) -> sa.Row[Any] | None:
@@ -72,9 +72,9 @@ def _tombstone_of(conn: sa.Connection, store: Store, name: str, snapshot_id: int
     s = schema.snapshots
     for t in tombstones(conn, name):
         if conn.execute(sa.select(s.c.id).where(s.c.id == snapshot_id, s.c.canister_id == t.id)).first():
-            if store.identity.raw not in controllers_of(t):
+            if store.controller_identity().raw not in controllers_of(t):
                 raise NotAuthorizedError(f"only a controller of the deleted canister {name!r} may do this "
-                                         f"(caller {store.identity.to_text()})")
+                                         f"(caller {store.controller_identity().to_text()})")
             return t
     return None
 
@@ -85,7 +85,8 @@ def list_snapshots(store: Store, name: str) -> list[SnapshotInfo]:
     s = schema.snapshots
     with db.read_transaction(store.engine) as conn:
         try:
-            row: sa.Row[Any] | None = controller_row(conn, name, store.identity, store.lock_owner, mutating=False)
+            row: sa.Row[Any] | None = controller_row(conn, name, store.controller_identity(), store.lock_owner,
+                                                     mutating=False)
             missing: CanisterNotFoundError | None = None
         except CanisterNotFoundError as exc:
             row, missing = None, exc
@@ -107,7 +108,7 @@ def _load(store: Store, name: str, snapshot_id: int, *, history_kind: str,
     # Messages queued for the canister would run against the restored state: run them first.
     scheduler.settle_canister(store, name)
     with db.transaction(store.engine) as conn:
-        row = controller_row(conn, name, store.identity, store.lock_owner)
+        row = controller_row(conn, name, store.controller_identity(), store.lock_owner)
         snap = sql.snapshot_row(conn, row, snapshot_id)
         info = sql.restore_snapshot(conn, row, snap, history_kind=history_kind, mark_rolled_back=mark_rolled_back)
     instances.forget_live(store, row.id)
@@ -160,7 +161,7 @@ def delete_snapshot(store: Store, name: str, snapshot_id: int) -> None:
             conn.execute(schema.history.delete().where(schema.history.c.canister_id == dead.id))
             conn.execute(schema.canisters.delete().where(schema.canisters.c.id == dead.id))
             return
-        row = controller_row(conn, name, store.identity, store.lock_owner)
+        row = controller_row(conn, name, store.controller_identity(), store.lock_owner)
         sql.refuse_during_migration(row, "delete a snapshot of")
         snap = sql.snapshot_row(conn, row, snapshot_id)
         sql.delete_snapshot_rows(conn, [int(snap.id)])
@@ -169,14 +170,24 @@ def delete_snapshot(store: Store, name: str, snapshot_id: int) -> None:
 def rollback(store: Store, name: str) -> SnapshotInfo:
     """Restore the state from before the canister's last upgrade or reinstall: the snapshot it took.
 
-    NothingToRollBackError if none took one (an upgrade that trapped changed nothing, and its
-    snapshot is dropped), or if the last one was rolled back already.
+    Only a snapshot whose change committed counts: one taken before an upgrade that never committed
+    (its process was killed in between, or it failed) is passed over (``info.skipped``), since the
+    canister still holds the state it holds. NothingToRollBackError if no committed change took one
+    (saying what was found instead), or if the last one was rolled back already.
     """
     with db.read_transaction(store.engine) as conn:
-        row = controller_row(conn, name, store.identity, store.lock_owner)
-        candidates = sql.upgrade_snapshots(conn, row.id, (UPGRADE_PURPOSE, REINSTALL_PURPOSE))
-    last = candidates[0] if candidates else None
+        row = controller_row(conn, name, store.controller_identity(), store.lock_owner)
+        candidates = sql.upgrade_snapshots(conn, row.id, sql.CHANGE_PURPOSES)
+    skipped = [int(s.id) for s in candidates if s.outcome == sql.PENDING]
+    committed = [s for s in candidates if s.outcome != sql.PENDING]  # NULL: a purpose snapshot of old
+    last = committed[0] if committed else None
+    newer = [i for i in skipped if last is None or i > int(last.id)]
     if last is None:
+        if skipped:
+            raise NothingToRollBackError(
+                f"nothing to roll back: snapshot {', '.join(map(str, skipped))} of canister {row.name} was taken "
+                "before an upgrade that never committed (its process was killed or the upgrade failed), so the "
+                f"canister still holds that state; `graphcopy snapshot load {row.name} {skipped[0]}` loads it anyway")
         raise NothingToRollBackError(
             f"nothing to roll back: no upgrade of canister {row.name} took a snapshot "
             "(an upgrade that failed changed nothing; `--no-snapshot` upgrades cannot be rolled back)")
@@ -185,7 +196,9 @@ def rollback(store: Store, name: str) -> SnapshotInfo:
         raise NothingToRollBackError(
             f"nothing to roll back: the last upgrade of canister {row.name} was rolled back already "
             f"(snapshot {last.id}; `graphcopy snapshot load {row.name} {last.id}` loads it again)")
-    return _load(store, name, int(last.id), history_kind="rollback", mark_rolled_back=True)
+    info = _load(store, name, int(last.id), history_kind="rollback", mark_rolled_back=True)
+    info.skipped = newer
+    return info
 
 
 def blob_stats(store: Store) -> tuple[int, int]:

@@ -19,7 +19,7 @@ from persist.errors import (
     CanisterStateError,
     CanisterTrapError,
     InvalidArgumentError,
-    NotAuthorizedError,
+    StaleStateError,
 )
 from persist.execution import installer
 from persist.execution.installer import (
@@ -28,6 +28,7 @@ from persist.execution.installer import (
     MISSING_OPTION,
     PERSISTENCE_OPTIONS,
     InstallResult,
+    OnCommit,
     Requester,
     UpgradeResult,
 )
@@ -35,7 +36,7 @@ from persist.execution.rejects import check_ingress_size
 from persist.execution.scheduler import settle_canister
 from persist.session import Store
 from persist.store import db, events, locks, schema
-from persist.store.canisters import controller_row, controllers_of
+from persist.store.canisters import controller_row, controllers_of, not_a_controller
 
 __all__ = [
     "EMPTY_ARGS",
@@ -59,13 +60,13 @@ def _keep_failed_logs(store: Store, row: sa.Row[Any] | None, exc: CanisterTrapEr
 
 
 def install_module(store: Store, name: str, wasm: bytes, *, arg: bytes = EMPTY_ARGS,
-                   mode: str = "install") -> InstallResult:
+                   mode: str = "install", on_commit: OnCommit | None = None) -> InstallResult:
     """Install ``wasm`` on canister ``name`` (created if new): run its start function and
     ``canister_init(arg)`` within the install instruction limit, and commit everything at once.
 
     ``mode="reinstall"`` replaces the module and wipes heap, stable memory and logs. A trap or an
     invalid module changes nothing (a new canister is not even created); the trap's error carries
-    the run's debug prints.
+    the run's debug prints. ``on_commit(conn)`` runs inside the install's commit transaction.
     """
     if mode not in INSTALL_MODES:
         raise InvalidArgumentError(
@@ -80,11 +81,12 @@ def install_module(store: Store, name: str, wasm: bytes, *, arg: bytes = EMPTY_A
         if mode == "install" and row.module_hash is not None:
             raise CanisterExistsError(
                 f"canister {name!r} already has a module; use --mode reinstall to wipe it, or `graphcopy upgrade`")
-        if store.identity.raw not in controllers_of(row):
-            raise NotAuthorizedError(f"only a controller of {name!r} may install code on it")
+        if store.controller_identity().raw not in controllers_of(row):
+            with db.read_transaction(store.engine) as conn:
+                raise not_a_controller(conn, row, store.identity, "may install code on it")
     try:
         result = installer.install(store, row, wasm, name=name, arg=arg, mode=mode,
-                                   requester=Requester.user(store.identity))
+                                   requester=Requester.user(store.controller_identity()), on_commit=on_commit)
     except CanisterTrapError as exc:
         _keep_failed_logs(store, row, exc)
         raise
@@ -101,24 +103,35 @@ def upgrade_code(
     skip_pre_upgrade: bool = False,
     wasm_memory_persistence: str | None = None,
     history_detail: dict[str, Any] | None = None,
+    expected_version: int | None = None,
+    on_commit: OnCommit | None = None,
 ) -> UpgradeResult:
     """Upgrade canister ``name`` to ``wasm`` (``install_code`` mode upgrade). Only controllers may.
 
     Raises UpgradeOptionError for options the modules do not allow, CanisterTrapError if any stage
     traps or runs out of instructions (everything is rolled back), CanisterStateError for an empty
     canister. Queued messages run first. ``history_detail`` is added to the upgrade's history entry.
+    ``expected_version`` is the canister version the caller planned the upgrade on: if another
+    process changed the canister since, StaleStateError (a conflict, exit 4) and nothing is run,
+    so two upgrades planned on the same state never both run their hooks. ``on_commit(conn)`` runs
+    inside the upgrade's commit transaction.
     """
     check_ingress_size(store.limits.max_ingress_bytes, name, "canister_post_upgrade", arg)
     store.runtime.load_module(wasm)
     settle_canister(store, name)
     with db.read_transaction(store.engine) as conn:
-        row = controller_row(conn, name, store.identity, store.lock_owner)
+        row = controller_row(conn, name, store.controller_identity(), store.lock_owner)
+    if expected_version is not None and int(row.version) != expected_version:
+        raise StaleStateError(
+            f"canister {name!r} was changed by another process while this upgrade was planned (version "
+            f"{expected_version}, now {int(row.version)}); nothing was changed: run the command again")
     if row.module_hash is None:
         raise CanisterStateError(f"canister {name!r} is empty: use `graphcopy install` for its first module")
     try:
         return installer.upgrade(store, row, wasm, arg=arg, skip_pre_upgrade=skip_pre_upgrade,
                                  wasm_memory_persistence=wasm_memory_persistence,
-                                 requester=Requester.user(store.identity), history_detail=history_detail)
+                                 requester=Requester.user(store.controller_identity()), history_detail=history_detail,
+                                 on_commit=on_commit)
     except CanisterTrapError as exc:
         _keep_failed_logs(store, row, exc)
         raise

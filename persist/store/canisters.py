@@ -19,7 +19,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from persist.errors import CanisterNotFoundError, CanisterStateError, GraphcopyError, NotAuthorizedError
+from persist.errors import (
+    CanisterNotFoundError,
+    CanisterStateError,
+    NotAuthorizedError,
+    StaleStateError,
+)
 from persist.principal import Principal
 from persist.store import locks, schema
 
@@ -36,6 +41,7 @@ __all__ = [
     "tombstone_name",
     "tombstones",
     "controller_row",
+    "not_a_controller",
     "controllers_of",
     "env_vars_of",
     "insert_ignore",
@@ -53,10 +59,6 @@ NEXT_CANISTER_INDEX_KEY = "next_canister_index"
 #: The status of a tombstone: a deleted canister kept only for the snapshot taken before its deletion.
 DELETED = "deleted"
 _TOMBSTONE = "#deleted-"
-
-
-class StaleStateError(GraphcopyError):
-    """Another process committed to this canister (or took this message) first; retry."""
 
 
 def tombstone_name(name: str, canister_id: int) -> str:
@@ -130,6 +132,19 @@ def settings_of(row: sa.Row[Any]) -> dict[str, Any]:
     return dict(json.loads(raw)) if raw else {}
 
 
+def not_a_controller(conn: sa.Connection, row: sa.Row[Any], caller: Principal,
+                     what: str = "may do this") -> NotAuthorizedError:
+    """The error for a caller that does not control the canister ``row``; when the store's own
+    identity does (a canister made before named identities), it names the command that adopts it."""
+    own = conn.execute(sa.select(schema.settings.c.value).where(schema.settings.c.key == IDENTITY_KEY)).scalar()
+    hint = ""
+    if own is not None and Principal.from_text(own).raw in controllers_of(row):
+        hint = ("; the store's own identity controls it (made before named identities, or by a script): "
+                "`graphcopy identity adopt` makes your identity a controller too")
+    return NotAuthorizedError(f"only a controller of {original_name(row.name)!r} {what} (caller "
+                              f"{caller.to_text()}){hint}")
+
+
 def controller_row(conn: sa.Connection, name: str, caller: Principal, lock_owner: str | None, *,
                    mutating: bool = True) -> sa.Row[Any]:
     """The canister's row, if ``caller`` controls it. A ``mutating`` operation is also refused while
@@ -137,7 +152,7 @@ def controller_row(conn: sa.Connection, name: str, caller: Principal, lock_owner
     pipeline worker the caller acts for, if any."""
     row = canister_row(conn, name)
     if caller.raw not in controllers_of(row):
-        raise NotAuthorizedError(f"only a controller of {name!r} may do this (caller {caller.to_text()})")
+        raise not_a_controller(conn, row, caller)
     if mutating:
         locks.check_unlocked(conn, row.name, lock_owner)
     return row

@@ -19,7 +19,7 @@ import time
 
 import sqlalchemy as sa
 
-from persist.errors import GraphcopyError
+from persist.errors import ConflictError
 from persist.store import schema
 
 __all__ = ["STALE_AFTER_S", "CanisterLockedError", "check_unlocked", "owner_token", "owner_alive", "claim_is_live"]
@@ -29,7 +29,7 @@ STALE_AFTER_S = float(os.environ.get("GRAPHCOPY_PIPELINE_STALE_S", "30"))
 RUNNING = "running"
 
 
-class CanisterLockedError(GraphcopyError):
+class CanisterLockedError(ConflictError):
     """A migration pipeline worker has claimed the canister."""
 
     exit_code = 4

@@ -237,6 +237,10 @@ snapshots = sa.Table(
     sa.Column("heap_pages", sa.BigInteger, nullable=False),
     sa.Column("stable_pages", sa.BigInteger, nullable=False),
     sa.Column("bytes_new", sa.BigInteger, nullable=False, server_default=_ZERO),
+    # Revision 0007: for a snapshot taken before an upgrade or a reinstall, whether that change
+    # committed ("pending" until the change's own commit transaction sets "committed"); NULL for
+    # snapshots taken for no change (``persist.store.snapshots``).
+    sa.Column("outcome", sa.Text, nullable=True),
     sa.Index("ix_snapshots_canister_id", "canister_id"),
     sqlite_autoincrement=True,
 )

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -32,8 +32,12 @@ __all__ = [
     "CHUNK_KIND",
     "DELETE_PURPOSE",
     "REINSTALL_PURPOSE",
+    "CHANGE_PURPOSES",
+    "COMMITTED",
+    "PENDING",
     "UPGRADE_PURPOSE",
     "SnapshotInfo",
+    "mark_committed",
     "delete_snapshot_rows",
     "migration_in_progress",
     "record_snapshot",
@@ -53,6 +57,12 @@ UPGRADE_PURPOSE = "upgrade"
 REINSTALL_PURPOSE = "reinstall"
 #: ... that a delete takes and keeps (with a tombstone row, see ``persist.store.canisters``).
 DELETE_PURPOSE = "delete"
+#: The purposes of snapshots taken before a change that ``rollback`` undoes; their ``outcome`` says
+#: whether that change committed: ``PENDING`` from the snapshot on, ``COMMITTED`` set in the change's
+#: own commit transaction (``mark_committed``). A process killed in between leaves ``PENDING``.
+CHANGE_PURPOSES = (UPGRADE_PURPOSE, REINSTALL_PURPOSE)
+PENDING = "pending"
+COMMITTED = "committed"
 # Migration phases during which the canister is blocked (see migrate.record; persist does not import migrate).
 _UNFINISHED_PHASES = ("stabilizing", "stabilized", "upgrading", "upgraded", "destabilizing", "failed")
 _BATCH = pages.BATCH_PAGES
@@ -75,6 +85,11 @@ class SnapshotInfo:
     upgrade_to: str | None = None
     rolled_back_at_ns: int | None = None
     deleted_principal: str | None = None  # set when the snapshot belongs to a deleted canister of this name
+    # For a snapshot taken before an upgrade or reinstall: "committed" once that change committed,
+    # "pending" while it has not (or never will: the process was killed, the change failed).
+    outcome: str | None = None
+    # ``rollback`` only: newer change snapshots it passed over because their change never committed.
+    skipped: list[int] = field(default_factory=list)
 
 
 def migration_in_progress(row: sa.Row[Any]) -> bool:
@@ -107,7 +122,7 @@ def snapshot_info(conn: sa.Connection, name: str, snap: sa.Row[Any]) -> Snapshot
         stable_pages=int(snap.stable_pages), stored_heap_pages=int(counts.get(pages.HEAP, 0)),
         stored_stable_pages=int(counts.get(pages.STABLE, 0)), bytes_new=int(snap.bytes_new),
         purpose=meta.get("purpose"), upgrade_to=meta.get("upgrade_to"),
-        rolled_back_at_ns=meta.get("rolled_back_at_ns"))
+        rolled_back_at_ns=meta.get("rolled_back_at_ns"), outcome=snap.outcome)
 
 
 def _store_pages(conn: sa.Connection, snapshot_id: int, kind: str, canister_id: int) -> int:
@@ -177,7 +192,7 @@ def record_snapshot(conn: sa.Connection, row: sa.Row[Any], label: str | None, *,
     res = conn.execute(schema.snapshots.insert().values(
         canister_id=row.id, created_at_ns=time.time_ns(), label=label, module_hash=row.module_hash,
         metadata=json.dumps(meta), heap_pages=int(row.heap_pages), stable_pages=int(row.stable_pages),
-        bytes_new=0))
+        bytes_new=0, outcome=PENDING if purpose in CHANGE_PURPOSES else None))
     pk = res.inserted_primary_key
     assert pk is not None
     snapshot_id = int(pk[0])
@@ -188,6 +203,13 @@ def record_snapshot(conn: sa.Connection, row: sa.Row[Any], label: str | None, *,
     conn.execute(s.update().where(s.c.id == snapshot_id).values(bytes_new=added))
     snap = conn.execute(sa.select(s).where(s.c.id == snapshot_id)).one()
     return snapshot_info(conn, row.name, snap)
+
+
+def mark_committed(conn: sa.Connection, snapshot_id: int) -> None:
+    """Record, in the caller's transaction (the change's own commit), that the change the snapshot
+    ``snapshot_id`` was taken before has committed."""
+    s = schema.snapshots
+    conn.execute(s.update().where(s.c.id == snapshot_id).values(outcome=COMMITTED))
 
 
 def snapshot_row(conn: sa.Connection, row: sa.Row[Any], snapshot_id: int) -> sa.Row[Any]:
