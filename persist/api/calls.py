@@ -23,6 +23,7 @@ from persist.errors import (
     MethodNotFoundError,
 )
 from persist.execution import instances, messages, scheduler
+from persist.execution.clock import now_ns
 from persist.execution.installer import EMPTY_ARGS
 from persist.execution.management import dispatch
 from persist.execution.management.interface import management_interface
@@ -194,7 +195,7 @@ def _check_kind(name: str, method: str, kind: str, wanted: str | None) -> None:
         "run the command without --update")
 
 
-def _run_on(store: Store, focus: list[int], since: int, on_message: Callable[[int], None] | None) -> None:
+def _run_on(store: Store, focus: list[int], since: int | None, on_message: Callable[[int], None] | None) -> None:
     """What the call set going (callbacks, self-calls, timers) runs on before the command returns,
     within the background budget; the rest stays queued."""
     scheduler.run_pending(store, focus=focus, since=since, max_messages=store.max_background_messages,
@@ -222,6 +223,29 @@ def _call_management(store: Store, method: str, arg: bytes, wanted: str | None,
     return CallResult(method=method, kind=kind, reply=data)
 
 
+def _call_known(store: Store, name: str, method: str, arg: bytes, wanted: str | None,
+                on_message: Callable[[int], None] | None) -> CallResult | None:
+    """An update to a canister this process committed last, as one transaction that reads nothing
+    first (``messages.execute_known_ingress``); None whenever the general path must decide (not
+    cached, a query, an inspect_message hook, a trap, calls, a changed row, queued work, a claim)."""
+    cached = store.known(name)
+    if cached is None or wanted not in (None, "update"):
+        return None
+    row, live = cached.row, cached.live
+    assert row is not None
+    if (row.status != "running" or method not in live.info.updates
+            or "canister_inspect_message" in live.info.system):
+        return None
+    ran = messages.execute_known_ingress(store, row, method, arg, store.identity)
+    if ran is None:
+        return None
+    response, ctx = ran
+    if 0 < live.timer_ns <= now_ns():  # a timer it set that is due already runs now, as it would queued
+        _run_on(store, [row.id], None, on_message)
+    reply = _raise_for(name, method, response, row.principal)
+    return CallResult(method=method, kind="update", reply=reply, logs=[text for _, text in ctx.logs])
+
+
 def call(store: Store, name: str, method: str, arg: bytes = EMPTY_ARGS, *, kind: str | None = None,
          on_message: Callable[[int], None] | None = None) -> CallResult:
     """Call ``method`` as the store's identity: an update commits, a query discards its changes.
@@ -240,6 +264,9 @@ def call(store: Store, name: str, method: str, arg: bytes = EMPTY_ARGS, *, kind:
     check_ingress_size(store.limits.max_ingress_bytes, name, method, arg)
     if is_management(name):
         return _call_management(store, method, arg, wanted, on_message)
+    known = _call_known(store, name, method, arg, wanted, on_message)
+    if known is not None:
+        return known
     with db.read_transaction(store.engine) as conn:
         row = canister_row(conn, name)
     if row.module_hash is None:

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from persist.execution import rejects
 from persist.execution.clock import message_time
-from persist.execution.commit import ctx_logs, finish_commit, write_state
+from persist.execution.commit import ctx_logs, finish_commit, known_row_guard, write_state
 from persist.execution.contexts import cycles_update, message_context
 from persist.execution.instances import forget_live, live_canister, undo
 from persist.execution.routing import (
@@ -51,9 +51,9 @@ from persist.host.system_api.context import (
 from persist.principal import Principal
 from persist.session import Store
 from persist.store import db, events, schema
-from persist.store.canisters import canister_row_by_id
+from persist.store.canisters import StaleStateError, canister_row_by_id
 
-__all__ = ["execute_ingress", "execute_request", "execute_response", "execute_timer", "inspect_ingress", "run_query"]
+__all__ = ["execute_ingress", "execute_known_ingress", "execute_request", "execute_response", "execute_timer", "inspect_ingress", "run_query"]
 
 MANAGEMENT = Principal.management_canister().to_text()
 
@@ -214,6 +214,38 @@ def execute_ingress(store: Store, row: sa.Row[Any], method: str, arg: bytes,
     if isinstance(outcome, int):
         return None, outcome, ctx, None
     return outcome, None, ctx, None
+
+
+def execute_known_ingress(store: Store, row: sa.Row[Any], method: str, arg: bytes,
+                          caller: Principal) -> tuple[Response, MessageContext] | None:
+    """Run an ingress update on the canister as this process last committed it (``row``, cached)
+    in one transaction that reads nothing first: its commit is guarded by
+    :func:`~persist.execution.commit.known_row_guard` (the row unchanged, no queued work, no
+    pipeline claim). Returns the response and context; None when the message was undone instead
+    (the guard failed, it trapped, it made calls, or it did not answer): the caller then runs it
+    on the path that reads and checks everything first (:func:`execute_ingress`)."""
+    live = live_canister(store, row)
+    ctx = message_context(row, UPDATE, caller=caller.raw, arg=arg, time_ns=message_time(row), can_respond=True,
+                          method=method)
+    result = live.run(ctx, store.limits.update_instructions, f"canister_update {method}")
+    response = ctx.response
+    if result.trap is not None or ctx.calls or response is None:
+        undo(store, row.id, live)
+        return None
+    try:
+        with db.transaction(store.engine) as conn:
+            commit = write_state(conn, row, live, time_ns=ctx.time_ns, ctx=ctx,
+                                 extra=cycles_update(ctx.cycle_delta()) or None,
+                                 guard=known_row_guard(row, store.lock_owner))
+            events.append_logs(conn, row.id, ctx_logs(ctx, None), capacity=store.limits.log_memory_limit)
+    except StaleStateError:
+        undo(store, row.id, live)
+        return None
+    except BaseException:
+        undo(store, row.id, live)
+        raise
+    finish_commit(store, row, live, commit)
+    return response, ctx
 
 
 def execute_response(store: Store, msg: sa.Row[Any]) -> None:
