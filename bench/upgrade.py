@@ -20,7 +20,8 @@ these machines; the ratios are the figures.
 
 ``--keep-only`` runs the keep-upgrades only (each takes its snapshot first, as ``graphcopy upgrade``
 does; the first one after the build stores every page, the later ones only what changed) and
-reports each snapshot's ``bytes_new``.
+reports each snapshot's ``bytes_new``; then, the two parts apart, keep-upgrades without a snapshot
+(``keep_upgrade_without_snapshot_s``), each followed by a snapshot of what it left (``snapshot_alone_s``).
 
 Usage: python bench/upgrade.py [--db URL] [--heaps 8,128,512] [--scales 1,100] [--repeat 2] [--quick]
        [--keep-only] [--keeps 5]
@@ -45,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 
 from migrate import upgrade  # noqa: E402
 from persist import api  # noqa: E402
-from persist.api.snapshots import list_snapshots  # noqa: E402
+from persist.api.snapshots import list_snapshots, take_snapshot  # noqa: E402
 from persist.execution import instances  # noqa: E402
 from persist.host.limits import Limits  # noqa: E402
 from persist.host.live import LiveCanister  # noqa: E402
@@ -243,6 +244,14 @@ def bench_heap(store: Store, wasm: bytes, mib: int, scales: list[float], repeat:
     runs = [k.seconds for k in keeps]
     snaps = {s.id: s for s in list_snapshots(store, name)}
     snapshot_new_mib = [round(snaps[k.snapshot_id].bytes_new / MIB, 1) for k in keeps if k.snapshot_id in snaps]
+    # The two parts apart: a keep-upgrade without its snapshot, then a snapshot of what it left.
+    plain: list[float] = []
+    alone: list[float] = []
+    for _ in range(n_keeps):
+        plain.append(upgrade(store, name, wasm, mode="keep", snapshot=False).seconds)
+        t0 = time.perf_counter()
+        take_snapshot(store, name)
+        alone.append(time.perf_counter() - t0)
 
     copies = {f"scale_{scale:g}": graph_copies(store, name, wasm, digest, scale, repeat) for scale in scales}
     result = {
@@ -252,6 +261,10 @@ def bench_heap(store: Store, wasm: bytes, mib: int, scales: list[float], repeat:
         "keep_upgrade_s": {"min": round(min(runs), 3), "median": round(statistics.median(runs), 3),
                            "runs": [round(x, 3) for x in runs], "instructions": [k.instructions for k in keeps],
                            "snapshot_bytes_new_mib": snapshot_new_mib},
+        "keep_upgrade_without_snapshot_s": {"min": round(min(plain), 3), "median": round(statistics.median(plain), 3),
+                                            "runs": [round(x, 3) for x in plain]},
+        "snapshot_alone_s": {"min": round(min(alone), 3), "median": round(statistics.median(alone), 3),
+                             "runs": [round(x, 3) for x in alone]},
         "graph_copy": copies,
     }
     store.live.clear()
