@@ -53,7 +53,8 @@ from persist.session import Store
 from persist.store import db, events, schema
 from persist.store.canisters import StaleStateError, canister_row_by_id
 
-__all__ = ["execute_ingress", "execute_known_ingress", "execute_request", "execute_response", "execute_timer", "inspect_ingress", "run_query"]
+__all__ = ["execute_ingress", "execute_known_ingress", "execute_request", "execute_response", "execute_timer",
+           "inspect_ingress", "run_query"]
 
 MANAGEMENT = Principal.management_canister().to_text()
 

@@ -180,8 +180,9 @@ def _read_pg(
 def write_pages(conn: sa.Connection, kind: str, canister_id: int, pages: Iterable[tuple[int, Buffer]]) -> int:
     """Store pages (insert or overwrite); an all-zero page is deleted instead of stored.
 
-    Each stored page gets its :func:`page_hash`. Each page must be exactly PAGE_SIZE bytes (bytes, bytearray, memoryview or any buffer; buffers
-    are passed to the driver without a copy where it allows). Later entries for the same page win.
+    Each stored page gets its :func:`page_hash`. Each page must be exactly PAGE_SIZE bytes (bytes,
+    bytearray, memoryview or any buffer; buffers are passed to the driver without a copy where it
+    allows). Later entries for the same page win.
     Returns the number of bytes stored (non-zero pages × PAGE_SIZE).
     """
     table = _table(kind)
