@@ -154,3 +154,29 @@ def test_logs_and_traps_on_the_one_transaction_path(two: tuple[Store, Store]) ->
     with pytest.raises(Exception, match="no method|has no method"):
         api.call(a, "c", "nope", EMPTY)
     assert api.status(a, "c").version == version and count(a) == nat(8)
+
+
+def test_a_trap_on_the_one_transaction_path_changes_nothing_and_is_logged(two: tuple[Store, Store]) -> None:
+    import wasmtime
+
+    from persist.errors import CanisterTrapError
+
+    a, b = two
+    wat = (Path(__file__).resolve().parent / "canisters" / "durability.wat").read_text()
+    api.install(a, "d", bytes(wasmtime.wat2wasm(wat)))
+    zero = (0).to_bytes(8, "little")
+    api.call(a, "d", "setup", zero)
+    api.call(a, "d", "setup", zero)  # cached now
+    state = api.call(a, "d", "state").reply
+    version = api.status(a, "d").version
+    counted = Counted(a.engine)
+    try:
+        with pytest.raises(CanisterTrapError):
+            api.call(a, "d", "mutate_then_trap", (1).to_bytes(8, "little"))
+    finally:
+        counted.close()
+    assert counted.transactions == 1 and counted.statements.count("UPDATE") == 0  # one read, the trap logged
+    assert api.call(a, "d", "state").reply == api.call(b, "d", "state").reply == state
+    assert api.status(b, "d").version == version
+    assert api.logs(b, "d")[-1].kind == "trap"
+    assert api.call(a, "d", "setup", zero).reply == zero

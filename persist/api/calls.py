@@ -225,9 +225,10 @@ def _call_management(store: Store, method: str, arg: bytes, wanted: str | None,
 
 def _call_known(store: Store, name: str, method: str, arg: bytes, wanted: str | None,
                 on_message: Callable[[int], None] | None) -> CallResult | None:
-    """An update to a canister this process committed last, as one transaction that reads nothing
-    first (``messages.execute_known_ingress``); None whenever the general path must decide (not
-    cached, a query, an inspect_message hook, a trap, calls, a changed row, queued work, a claim)."""
+    """An update to a canister whose last commit this process made, run without reading anything
+    first (``messages.execute_known_ingress``: one transaction for a message that answers at once);
+    None whenever the general path must decide (not cached, a query, an inspect_message hook, a
+    changed row, queued work, a pipeline claim)."""
     cached = store.known(name)
     if cached is None or wanted not in (None, "update"):
         return None
@@ -239,11 +240,19 @@ def _call_known(store: Store, name: str, method: str, arg: bytes, wanted: str | 
     ran = messages.execute_known_ingress(store, row, method, arg, store.identity)
     if ran is None:
         return None
-    response, ctx = ran
-    if 0 < live.timer_ns <= now_ns():  # a timer it set that is due already runs now, as it would queued
+    response, ingress_id, ctx, trap = ran
+    logs = [text for _, text in ctx.logs]
+    if trap is not None:
+        raise CanisterTrapError(f"{name}.{method} trapped: {trap}", canister=name, method=method, trap=trap)
+    if ingress_id is not None:
+        # Nothing was queued when it committed (the guard), so everything queued since is its doing.
+        response, more = _await_ingress(store, ingress_id, row.id, 0, on_message, f"{name}.{method}")
+        logs += more
+        _run_on(store, [row.id], 0, on_message)
+    elif 0 < live.timer_ns <= now_ns():  # a timer it set that is due already runs now, as on the general path
         _run_on(store, [row.id], None, on_message)
     reply = _raise_for(name, method, response, row.principal)
-    return CallResult(method=method, kind="update", reply=reply, logs=[text for _, text in ctx.logs])
+    return CallResult(method=method, kind="update", reply=reply, logs=logs)
 
 
 def call(store: Store, name: str, method: str, arg: bytes = EMPTY_ARGS, *, kind: str | None = None,
