@@ -244,13 +244,13 @@ def _call_known(store: Store, name: str, method: str, arg: bytes, wanted: str | 
     logs = [text for _, text in ctx.logs]
     if trap is not None:
         raise CanisterTrapError(f"{name}.{method} trapped: {trap}", canister=name, method=method, trap=trap)
+    # Nothing was queued when it committed (the guard), so what is queued now is its doing (``since`` 0).
     if ingress_id is not None:
-        # Nothing was queued when it committed (the guard), so everything queued since is its doing.
         response, more = _await_ingress(store, ingress_id, row.id, 0, on_message, f"{name}.{method}")
         logs += more
+    if ingress_id is not None or ctx.calls or 0 < live.timer_ns <= now_ns():
+        # What it set going (calls, one-way ones too; a timer it set that is due) runs on, as on the general path.
         _run_on(store, [row.id], 0, on_message)
-    elif 0 < live.timer_ns <= now_ns():  # a timer it set that is due already runs now, as on the general path
-        _run_on(store, [row.id], None, on_message)
     reply = _raise_for(name, method, response, row.principal)
     return CallResult(method=method, kind="update", reply=reply, logs=logs)
 
