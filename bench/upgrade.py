@@ -18,7 +18,13 @@ The two alternate (``--repeat`` times each, fastest kept), start from the same c
 the digest of every stable value is checked after each SQL run. Absolute times vary by +-30% on
 these machines; the ratios are the figures.
 
+``--keep-only`` runs the keep-upgrades only (each takes its snapshot first, as ``graphcopy upgrade``
+does; the first one after the build stores every page, the later ones only what changed) and
+reports each snapshot's ``bytes_new``; then, the two parts apart, keep-upgrades without a snapshot
+(``keep_upgrade_without_snapshot_s``), each followed by a snapshot of what it left (``snapshot_alone_s``).
+
 Usage: python bench/upgrade.py [--db URL] [--heaps 8,128,512] [--scales 1,100] [--repeat 2] [--quick]
+       [--keep-only] [--keeps 5]
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 
 from migrate import upgrade  # noqa: E402
 from persist import api  # noqa: E402
+from persist.api.snapshots import list_snapshots, take_snapshot  # noqa: E402
 from persist.execution import instances  # noqa: E402
 from persist.host.limits import Limits  # noqa: E402
 from persist.host.live import LiveCanister  # noqa: E402
@@ -216,7 +223,8 @@ def graph_copies(store: Store, name: str, wasm: bytes, digest: bytes, scale: flo
     }
 
 
-def bench_heap(store: Store, wasm: bytes, mib: int, scales: list[float], repeat: int) -> dict[str, Any]:
+def bench_heap(store: Store, wasm: bytes, mib: int, scales: list[float], repeat: int,
+               n_keeps: int = 5) -> dict[str, Any]:
     name = f"heap-{mib}"
     api.install(store, name, wasm)
     t0 = time.perf_counter()
@@ -231,9 +239,19 @@ def bench_heap(store: Store, wasm: bytes, mib: int, scales: list[float], repeat:
 
     # The first keep-upgrades after a big build also pay for garbage collection the runtime still
     # owes (see the instructions); the minimum is the upgrade itself.
-    keeps = [upgrade(store, name, wasm, mode="keep") for _ in range(5)]
+    keeps = [upgrade(store, name, wasm, mode="keep") for _ in range(n_keeps)]
     assert api.call(store, name, "digest").reply == digest
     runs = [k.seconds for k in keeps]
+    snaps = {s.id: s for s in list_snapshots(store, name)}
+    snapshot_new_mib = [round(snaps[k.snapshot_id].bytes_new / MIB, 1) for k in keeps if k.snapshot_id in snaps]
+    # The two parts apart: a keep-upgrade without its snapshot, then a snapshot of what it left.
+    plain: list[float] = []
+    alone: list[float] = []
+    for _ in range(n_keeps):
+        plain.append(upgrade(store, name, wasm, mode="keep", snapshot=False).seconds)
+        t0 = time.perf_counter()
+        take_snapshot(store, name)
+        alone.append(time.perf_counter() - t0)
 
     copies = {f"scale_{scale:g}": graph_copies(store, name, wasm, digest, scale, repeat) for scale in scales}
     result = {
@@ -241,7 +259,12 @@ def bench_heap(store: Store, wasm: bytes, mib: int, scales: list[float], repeat:
         "heap_mib": round(st.heap_bytes / MIB, 1),
         "build_s": round(build, 2),
         "keep_upgrade_s": {"min": round(min(runs), 3), "median": round(statistics.median(runs), 3),
-                           "runs": [round(x, 3) for x in runs], "instructions": [k.instructions for k in keeps]},
+                           "runs": [round(x, 3) for x in runs], "instructions": [k.instructions for k in keeps],
+                           "snapshot_bytes_new_mib": snapshot_new_mib},
+        "keep_upgrade_without_snapshot_s": {"min": round(min(plain), 3), "median": round(statistics.median(plain), 3),
+                                            "runs": [round(x, 3) for x in plain]},
+        "snapshot_alone_s": {"min": round(min(alone), 3), "median": round(statistics.median(alone), 3),
+                             "runs": [round(x, 3) for x in alone]},
         "graph_copy": copies,
     }
     store.live.clear()
@@ -259,17 +282,19 @@ def main() -> None:
                          "increments; 100 = many smaller ones)")
     ap.add_argument("--repeat", type=int, default=2, help="graph copies per side and scale (the fastest counts)")
     ap.add_argument("--quick", action="store_true", help="small sizes, for smoke runs")
+    ap.add_argument("--keep-only", action="store_true", help="keep-upgrades only (no graph copies)")
+    ap.add_argument("--keeps", type=int, default=5, help="keep-upgrades per heap")
     args = ap.parse_args()
     if args.quick:
         args.heaps, args.repeat = "4,16", 1
     tmp = tempfile.TemporaryDirectory()
     url = args.db or f"sqlite:///{tmp.name}/bench.db"
     wasm = compile_motoko(ROOT / "bench" / "canisters" / "heap.mo").wasm
-    scales = [float(x) for x in args.scales.split(",")]
+    scales = [] if args.keep_only else [float(x) for x in args.scales.split(",")]
     report: dict[str, Any] = {"database": url.split("://")[0], "cpus": os.cpu_count()}
     # The digest query reads every value of a 512 MiB heap: more than the IC's 5e9 query limit.
     with open_store(url, limits=Limits(query_instructions=200_000_000_000)) as store:
-        heaps = [bench_heap(store, wasm, int(x), scales, args.repeat) for x in args.heaps.split(",")]
+        heaps = [bench_heap(store, wasm, int(x), scales, args.repeat, args.keeps) for x in args.heaps.split(",")]
     report["heaps"] = heaps
     keeps = [h["keep_upgrade_s"]["min"] for h in heaps]
     report["keep_upgrade_min_largest_to_smallest"] = round(keeps[-1] / keeps[0], 2) if keeps[0] else None

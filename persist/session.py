@@ -14,6 +14,7 @@ import os
 import secrets
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -33,6 +34,10 @@ class CachedCanister:
     live: LiveCanister
     version: int
     module_hash: str
+    # The canister row as this process last wrote it (``RETURNING`` of its commit), if it did: an
+    # update runs on it without reading it first, its commit compares the whole row (see
+    # ``persist.execution.messages.execute_known_ingress``). None: read the row first.
+    row: sa.Row[Any] | None = None
 
 
 @dataclass
@@ -78,6 +83,14 @@ class Store:
         self.live.move_to_end(canister_id)
         while len(self.live) > self.max_live:
             self.live.popitem(last=False)
+
+    def known(self, name: str) -> CachedCanister | None:
+        """The cached instance of the canister named ``name`` with the row its last commit in this
+        process left, if there is one (a hint: the commit that relies on it compares the row)."""
+        for cached in self.live.values():
+            if cached.row is not None and cached.row.name == name and cached.version == cached.row.version:
+                return cached
+        return None
 
     def close(self) -> None:
         """Release the live instances and the connection pool."""

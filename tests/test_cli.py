@@ -88,13 +88,13 @@ def test_lifecycle_commands(sqlite_url: str) -> None:
 
 def test_db_commands(sqlite_url: str) -> None:
     code, out, _ = gc(sqlite_url, "db", "upgrade")
-    assert code == 0 and "0007_snapshot_outcome" in out
+    assert code == 0 and "0008_page_hashes" in out
     doc = json.loads(gc(sqlite_url, "db", "current", "--json")[1])
-    assert doc["current"] == doc["head"] == "0007_snapshot_outcome"
+    assert doc["current"] == doc["head"] == "0008_page_hashes"
     hist = gc(sqlite_url, "db", "history")[1]
     assert "0001_initial" in hist and "0002_snapshots" in hist and "0003_pipeline_locks" in hist
     assert "0004_snapshot_transfer" in hist and "0005_management_canister" in hist and "0006_store_owner" in hist
-    assert "0007_snapshot_outcome" in hist
+    assert "0007_snapshot_outcome" in hist and "0008_page_hashes" in hist
 
 
 def test_locked_database_is_one_line_exit_4(tmp_path: Path) -> None:

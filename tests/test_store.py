@@ -90,11 +90,11 @@ def test_describe_url_hides_password() -> None:
 
 
 def test_history_and_head() -> None:
-    assert db.head_revision() == "0007_snapshot_outcome"
+    assert db.head_revision() == "0008_page_hashes"
     assert db.history() == [("0001_initial", "initial schema"), ("0002_snapshots", "snapshots"),
                             ("0003_pipeline_locks", "pipeline locks"), ("0004_snapshot_transfer", "snapshot transfer"),
                             ("0005_management_canister", "management canister"), ("0006_store_owner", "store owner"),
-                            ("0007_snapshot_outcome", "snapshot outcome")]
+                            ("0007_snapshot_outcome", "snapshot outcome"), ("0008_page_hashes", "page hashes")]
 
 
 def test_upgrade_fresh_database(db_url: str) -> None:

@@ -18,15 +18,18 @@ from persist.session import CachedCanister, Store
 from persist.store import pages, schema
 from persist.store.canisters import StaleStateError
 
-__all__ = ["INCREMENT_METHODS", "Commit", "ctx_logs", "finish_commit", "migration_progress", "write_state"]
+__all__ = ["INCREMENT_METHODS", "Commit", "Guard", "ctx_logs", "finish_commit", "known_row_guard", "migration_progress",
+           "write_state"]
 
 
 @dataclass
 class Commit:
-    """What a successful message writes besides the canister's own state."""
+    """What a successful message writes besides the canister's own state, and the canister row as
+    the commit left it (what the process caches to run the next update without reading it)."""
 
     heap: list[int]
     stable: list[int]
+    row: sa.Row[Any] | None = None
 
 
 # The messages in which Motoko's runtime copies its object graph to or from stable memory, one
@@ -70,11 +73,15 @@ def migration_progress(row: sa.Row[Any], live: LiveCanister, ctx: MessageContext
     return json.dumps(record)
 
 def write_state(conn: sa.Connection, row: sa.Row[Any], live: LiveCanister, *, time_ns: int,
-                extra: dict[str, Any] | None = None, ctx: MessageContext | None = None) -> Commit:
-    """Write a live canister's changes since its last commit, guarded by the row's version.
+                extra: dict[str, Any] | None = None, ctx: MessageContext | None = None,
+                guard: Guard | None = None) -> Commit:
+    """Write a live canister's changes since its last commit, guarded by the row's version (and by
+    ``guard``, a further condition of the same ``UPDATE`` and its parameters; StaleStateError when
+    either fails).
 
     With ``ctx``, a migration increment also updates the canister's progress record, in the same
-    transaction as the state it produced."""
+    transaction as the state it produced. The updated row comes back from the ``UPDATE`` itself
+    (``RETURNING``), in :attr:`Commit.row`."""
     heap_changed = live.changed_heap_pages()
     stable_dirty = live.dirty_stable_pages()
     values: dict[str, Any] = {
@@ -91,14 +98,91 @@ def write_state(conn: sa.Connection, row: sa.Row[Any], live: LiveCanister, *, ti
     progress = migration_progress(row, live, ctx, stable_dirty) if ctx is not None else None
     if progress is not None:
         values["migration"] = progress
-    c = schema.canisters.c
-    res = conn.execute(
-        schema.canisters.update().where(c.id == row.id, c.version == row.version).values(**values))
-    if res.rowcount != 1:
+    new_row = _update_row(conn, row, values, guard)
+    if new_row is None:
         raise StaleStateError(f"canister {row.name!r} was changed by another process; retry")
-    pages.write_pages(conn, pages.HEAP, row.id, live.heap_page_bytes(heap_changed))
-    pages.write_pages(conn, pages.STABLE, row.id, live.stable_page_bytes(stable_dirty))
-    return Commit(heap_changed, stable_dirty)
+    if heap_changed:
+        pages.write_pages(conn, pages.HEAP, row.id, live.heap_page_bytes(heap_changed))
+    if stable_dirty:
+        pages.write_pages(conn, pages.STABLE, row.id, live.stable_page_bytes(stable_dirty))
+    return Commit(heap_changed, stable_dirty, new_row)
+
+Guard = tuple[sa.ColumnElement[bool], dict[str, Any]]
+
+# The compare-and-set UPDATE ... RETURNING of write_state, compiled once per dialect, set of columns
+# and guard: SQLAlchemy would otherwise rebuild it and compute its cache key on every commit (the
+# largest part of graphcopy's own cost of a one-page update).
+_COMPILED_UPDATES: dict[tuple[str, tuple[str, ...], int], tuple[str, list[str] | None, dict[str, Any]]] = {}
+
+
+def _update_row(conn: sa.Connection, row: sa.Row[Any], values: dict[str, Any], guard: Guard | None
+                ) -> sa.Row[Any] | None:
+    """``UPDATE canisters SET values WHERE id, version (and guard) RETURNING *``: the new row, or None."""
+    c = schema.canisters.c
+    where = [c.id == row.id, c.version == row.version]
+    if any(isinstance(v, sa.ClauseElement) for v in values.values()):  # an SQL expression (a cycles increment)
+        params = guard[1] if guard is not None else {}
+        if guard is not None:
+            where.append(guard[0])
+        return conn.execute(
+            schema.canisters.update().where(*where).values(**values).returning(*schema.canisters.c), params).first()
+    keys = tuple(sorted(values))
+    key = (conn.dialect.name, keys, id(guard[0]) if guard is not None else 0)
+    entry = _COMPILED_UPDATES.get(key)
+    if entry is None:
+        where = [c.id == sa.bindparam("w_id", type_=sa.Integer),
+                 c.version == sa.bindparam("w_version", type_=sa.BigInteger)]
+        if guard is not None:
+            where.append(guard[0])
+        stmt = schema.canisters.update().where(*where).values(
+            {k: sa.bindparam(f"v_{k}", type_=c[k].type) for k in keys}).returning(*schema.canisters.c)
+        compiled = stmt.compile(dialect=conn.dialect)
+        literals = {name: b.value for name, b in compiled.binds.items() if not b.required}
+        entry = _COMPILED_UPDATES[key] = (compiled.string, compiled.positiontup, literals)
+    sql, order, literals = entry
+    params = {**literals, "w_id": row.id, "w_version": row.version, **{f"v_{k}": v for k, v in values.items()}}
+    if guard is not None:
+        params.update(guard[1])
+    args: Any = tuple(params[name] for name in order) if order is not None else params
+    return conn.exec_driver_sql(sql, args).first()
+
+
+def known_row_guard(row: sa.Row[Any], lock_owner: str | None) -> Guard:
+    """The condition under which an update that ran on a cached ``row``, without reading anything
+    first, may commit, and its parameters: the canister's row is still exactly ``row`` (every
+    column: a stop, a deposit, a timer or settings change by any process shows), nothing is queued
+    and no timer is due anywhere (an update runs queued work first), and no migration pipeline has
+    a running claim on it other than ``lock_owner``'s. When it fails the caller undoes the message
+    and takes the path that reads (and checks) all of it, where a dead claim is told from a live one.
+    The expression is built once per process (bound parameters), so SQLAlchemy's compiled cache serves it."""
+    expr = _KNOWN_GUARDS.get(lock_owner is not None)
+    if expr is None:
+        expr = _KNOWN_GUARDS[lock_owner is not None] = _build_known_guard(lock_owner is not None)
+    params = {f"known_{k}": row._mapping[k] for k in _KNOWN_COLUMNS}
+    params["known_now"] = now_ns()
+    params["known_owner"] = lock_owner
+    return expr, params
+
+
+_KNOWN_GUARDS: dict[bool, sa.ColumnElement[bool]] = {}
+# id and version are compared by write_state itself.
+_KNOWN_COLUMNS = [col.name for col in schema.canisters.c if col.name not in ("id", "version")]
+
+
+def _build_known_guard(with_owner: bool) -> sa.ColumnElement[bool]:
+    c = schema.canisters.c
+    same = [c[k].is_not_distinct_from(sa.bindparam(f"known_{k}", type_=c[k].type)) for k in _KNOWN_COLUMNS]
+    due = schema.canisters.alias("due")
+    no_due_timer = ~sa.select(due.c.id).where(
+        due.c.timer_ns > 0, due.c.timer_ns <= sa.bindparam("known_now", type_=sa.BigInteger),
+        due.c.status == "running", due.c.module_hash.is_not(None)).exists()
+    pl = schema.pipeline_locks.c
+    claim = [pl.canister == sa.bindparam("known_name", type_=sa.Text), pl.state == "running"]  # locks.RUNNING
+    if with_owner:
+        claim.append(pl.owner.is_distinct_from(sa.bindparam("known_owner", type_=sa.Text)))
+    return sa.and_(*same, ~sa.select(schema.messages.c.id).exists(), no_due_timer,
+                   ~sa.select(pl.canister).where(*claim).exists())
+
 
 def finish_commit(store: Store, row: sa.Row[Any], live: LiveCanister, commit: Commit,
                   module_hash: str | None = None) -> None:
@@ -106,7 +190,7 @@ def finish_commit(store: Store, row: sa.Row[Any], live: LiveCanister, commit: Co
     (``module_hash``: the module it now runs, if the commit installed another one)."""
     live.commit(commit.heap, commit.stable)
     live.version = int(row.version) + 1
-    store.remember(row.id, CachedCanister(live, live.version, module_hash or row.module_hash))
+    store.remember(row.id, CachedCanister(live, live.version, module_hash or row.module_hash, commit.row))
 
 def ctx_logs(ctx: MessageContext, trap: str | None) -> list[tuple[int, str, str]]:
     """The log lines of a message: its debug prints, and its trap if it trapped."""

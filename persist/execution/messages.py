@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from persist.execution import rejects
 from persist.execution.clock import message_time
-from persist.execution.commit import ctx_logs, finish_commit, write_state
+from persist.execution.commit import Guard, ctx_logs, finish_commit, known_row_guard, write_state
 from persist.execution.contexts import cycles_update, message_context
 from persist.execution.instances import forget_live, live_canister, undo
 from persist.execution.routing import (
@@ -51,9 +51,10 @@ from persist.host.system_api.context import (
 from persist.principal import Principal
 from persist.session import Store
 from persist.store import db, events, schema
-from persist.store.canisters import canister_row_by_id
+from persist.store.canisters import StaleStateError, canister_row_by_id
 
-__all__ = ["execute_ingress", "execute_request", "execute_response", "execute_timer", "inspect_ingress", "run_query"]
+__all__ = ["execute_ingress", "execute_known_ingress", "execute_request", "execute_response", "execute_timer",
+           "inspect_ingress", "run_query"]
 
 MANAGEMENT = Principal.management_canister().to_text()
 
@@ -135,12 +136,14 @@ def execute_request(store: Store, msg: sa.Row[Any]) -> None:
 
 
 def _commit_update(store: Store, row: sa.Row[Any], live: LiveCanister, ctx: MessageContext, origin: Origin,
-                   *, message_id: int | None) -> Response | int | None:
+                   *, message_id: int | None, guard: Guard | None = None) -> Response | int | None:
     """Commit an update-like message: state, logs, its response, its calls, its call context.
 
     ``origin`` ``{"direct": ...}`` is an ingress call executed without queuing it first: if it
     answers at once the response is returned and nothing else is written; if it is still waiting
     for calls, an ingress record is created in the same transaction and its id returned.
+    ``guard``: the commit's further condition (``known_row_guard``; it implies the canister is running,
+    so a stopping canister needs no settling); StaleStateError, with the message undone, when it fails.
     """
     outcome: Response | int | None = None
     if "canister" in origin and ctx.cycles_accepted:
@@ -151,7 +154,7 @@ def _commit_update(store: Store, row: sa.Row[Any], live: LiveCanister, ctx: Mess
             if message_id is not None:
                 consume(conn, message_id)
             commit = write_state(conn, row, live, time_ns=ctx.time_ns, ctx=ctx,
-                                 extra=cycles_update(ctx.cycle_delta()) or None)
+                                 extra=cycles_update(ctx.cycle_delta()) or None, guard=guard)
             events.append_logs(conn, row.id, ctx_logs(ctx, None), capacity=store.limits.log_memory_limit)
             if "direct" in origin:
                 if ctx.response is not None:
@@ -171,7 +174,8 @@ def _commit_update(store: Store, row: sa.Row[Any], live: LiveCanister, ctx: Mess
                 send_calls(conn, row.id, live.principal, cid, ctx, caller_version=int(row.version))
             elif ctx.response is None and "system" not in origin and "direct" not in origin:
                 deliver(conn, origin, rejects.did_not_reply(row.principal))
-            settle_stopping(conn, row.id)
+            if guard is None:
+                settle_stopping(conn, row.id)
     except BaseException:
         undo(store, row.id, live)
         raise
@@ -211,6 +215,38 @@ def execute_ingress(store: Store, row: sa.Row[Any], method: str, arg: bytes,
         return None, None, ctx, result.trap
     origin = {"direct": {"method": method, "caller": caller.to_text()}}
     outcome = _commit_update(store, row, live, ctx, origin, message_id=None)
+    if isinstance(outcome, int):
+        return None, outcome, ctx, None
+    return outcome, None, ctx, None
+
+
+def execute_known_ingress(store: Store, row: sa.Row[Any], method: str, arg: bytes, caller: Principal
+                          ) -> tuple[Response | None, int | None, MessageContext, str | None] | None:
+    """:func:`execute_ingress` on the canister as this process last committed it (``row``, cached),
+    reading nothing first: the commit (or, for a trap, the log write) is guarded by
+    :func:`~persist.execution.commit.known_row_guard` (the row unchanged, nothing queued, no
+    pipeline claim). Returns what :func:`execute_ingress` returns; None when the guard failed and
+    the message was undone: the caller then runs it on the path that reads and checks everything."""
+    live = live_canister(store, row)
+    ctx = message_context(row, UPDATE, caller=caller.raw, arg=arg, time_ns=message_time(row), can_respond=True,
+                          method=method)
+    result = live.run(ctx, store.limits.update_instructions, f"canister_update {method}")
+    guard = known_row_guard(row, store.lock_owner)
+    if result.trap is not None:
+        undo(store, row.id, live)
+        c = schema.canisters.c
+        with db.transaction(store.engine) as conn:
+            current = conn.execute(sa.select(c.id).where(c.id == row.id, c.version == row.version, guard[0]),
+                                   guard[1]).first()
+            if current is None:
+                return None
+            events.append_logs(conn, row.id, ctx_logs(ctx, result.trap), capacity=store.limits.log_memory_limit)
+        return None, None, ctx, result.trap
+    origin = {"direct": {"method": method, "caller": caller.to_text()}}
+    try:
+        outcome = _commit_update(store, row, live, ctx, origin, message_id=None, guard=guard)
+    except StaleStateError:
+        return None  # undone by _commit_update
     if isinstance(outcome, int):
         return None, outcome, ctx, None
     return outcome, None, ctx, None

@@ -50,11 +50,13 @@ def append_logs(conn: sa.Connection, canister_id: int, lines: list[tuple[int, st
     if not kept:
         return
     t = schema.logs
-    last = conn.execute(sa.select(sa.func.max(t.c.seq)).where(t.c.canister_id == canister_id)).scalar()
     room = capacity - sum(_size(text) for _, _, text in kept)
-    used, cutoff = 0, None
+    used, cutoff, last = 0, None, None
+    # One scan, newest first: its first row has the largest sequence number (what max(seq) would read).
     for row in conn.execute(sa.select(t.c.seq, t.c.message).where(t.c.canister_id == canister_id)
                             .order_by(t.c.seq.desc())):
+        if last is None:
+            last = row.seq
         used += _size(row.message)
         if used > room:
             cutoff = row.seq

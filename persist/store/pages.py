@@ -8,10 +8,15 @@ Speed notes (measured, see the dependency report): writes use ``executemany`` in
 pages; PostgreSQL reads go through a psycopg *binary* cursor (3x faster than SQLAlchemy's text
 transfer of ``bytea``); every query filters on ``canister_id`` so the ``(canister_id, page_no)``
 primary key is used (an ``ORDER BY page_no`` without it makes SQLite sort all the blobs).
+
+Every stored page carries ``hash``, the sha256 hex of its data (:func:`page_hash`, the key of
+``page_blobs``): :func:`write_pages` computes it (about 30 µs a page), :func:`copy_pages` copies it,
+so a snapshot maps the live pages to blobs from the covering index without reading a page.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -29,6 +34,7 @@ __all__ = [
     "stored_page_count",
     "copy_pages",
     "is_zero_page",
+    "page_hash",
 ]
 
 PAGE_SIZE = 65536
@@ -89,6 +95,11 @@ def _as_page_buffer(page_no: int, data: Any) -> Buffer:
 def is_zero_page(data: Buffer) -> bool:
     """True if ``data`` (exactly PAGE_SIZE bytes) is all zero. Fast: a memcmp, no copy."""
     return ZERO_PAGE.startswith(data)
+
+
+def page_hash(data: Buffer) -> str:
+    """The content hash a stored page carries and ``page_blobs`` is keyed by: sha256, hex."""
+    return hashlib.sha256(data).hexdigest()
 
 
 def read_pages(
@@ -169,8 +180,9 @@ def _read_pg(
 def write_pages(conn: sa.Connection, kind: str, canister_id: int, pages: Iterable[tuple[int, Buffer]]) -> int:
     """Store pages (insert or overwrite); an all-zero page is deleted instead of stored.
 
-    Each page must be exactly PAGE_SIZE bytes (bytes, bytearray, memoryview or any buffer; buffers
-    are passed to the driver without a copy where it allows). Later entries for the same page win.
+    Each stored page gets its :func:`page_hash`. Each page must be exactly PAGE_SIZE bytes (bytes,
+    bytearray, memoryview or any buffer; buffers are passed to the driver without a copy where it
+    allows). Later entries for the same page win.
     Returns the number of bytes stored (non-zero pages × PAGE_SIZE).
     """
     table = _table(kind)
@@ -178,12 +190,12 @@ def write_pages(conn: sa.Connection, kind: str, canister_id: int, pages: Iterabl
     data_mark = "%b" if _is_pg(conn) else "?"
     upsert = _sql(
         conn,
-        f"INSERT INTO {table} (canister_id, page_no, data) VALUES (?, ?, {data_mark}) "
-        "ON CONFLICT (canister_id, page_no) DO UPDATE SET data = excluded.data",
+        f"INSERT INTO {table} (canister_id, page_no, data, hash) VALUES (?, ?, {data_mark}, ?) "
+        "ON CONFLICT (canister_id, page_no) DO UPDATE SET data = excluded.data, hash = excluded.hash",
     )
     delete = _sql(conn, f"DELETE FROM {table} WHERE canister_id = ? AND page_no = ?")
 
-    stores: list[tuple[int, int, Buffer]] = []
+    stores: list[tuple[int, int, Buffer, str]] = []
     store_keys: set[int] = set()
     deletes: list[tuple[int, int]] = []
     delete_keys: set[int] = set()
@@ -215,7 +227,7 @@ def write_pages(conn: sa.Connection, kind: str, canister_id: int, pages: Iterabl
         else:
             if page_no in delete_keys:
                 flush_deletes()
-            stores.append((canister_id, page_no, buf))
+            stores.append((canister_id, page_no, buf, page_hash(buf)))
             store_keys.add(page_no)
             written += PAGE_SIZE
             if len(stores) >= BATCH_PAGES:
@@ -254,8 +266,8 @@ def copy_pages(conn: sa.Connection, kind: str, src_canister_id: int, dst_caniste
     conn.exec_driver_sql(
         _sql(
             conn,
-            f"INSERT INTO {table} (canister_id, page_no, data) "
-            f"SELECT ?, page_no, data FROM {table} WHERE canister_id = ?",
+            f"INSERT INTO {table} (canister_id, page_no, data, hash) "
+            f"SELECT ?, page_no, data, hash FROM {table} WHERE canister_id = ?",
         ),
         (dst_canister_id, src_canister_id),
     )

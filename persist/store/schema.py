@@ -138,6 +138,13 @@ def _page_table(name: str) -> sa.Table:
         sa.Column("canister_id", sa.Integer, _canister_fk(), primary_key=True),
         sa.Column("page_no", sa.BigInteger, primary_key=True),
         sa.Column("data", sa.LargeBinary, nullable=False),
+        # Revision 0008: the sha256 hex of data, written with every page (``persist.store.pages``), so
+        # a snapshot maps pages to ``page_blobs`` without reading them. Nullable only because SQLite
+        # cannot add a NOT NULL column without a default; no writer leaves it NULL.
+        sa.Column("hash", sa.Text, nullable=True),
+        # Covering: a snapshot reads (page_no, hash) from this index; on SQLite the column, appended
+        # after the 64 KiB blob, would otherwise be reached by walking the blob's overflow pages.
+        sa.Index(f"ix_{name}_canister_id_page_no_hash", "canister_id", "page_no", "hash"),
     )
 
 

@@ -6,8 +6,10 @@ status, version, migration record).
 Pages are content-addressed: ``page_blobs`` keeps each distinct 64 KiB page once (keyed by its
 sha256), and ``snapshot_pages`` maps every stored page of a snapshot to its blob. A snapshot
 therefore costs storage only for the pages no other snapshot already holds (``bytes_new``), and
-deleting one frees the blobs no other snapshot references. The live page tables are untouched:
-taking a snapshot reads them, restoring one rewrites them in the server (``INSERT ... SELECT``).
+deleting one frees the blobs no other snapshot references. Taking a snapshot is by reference: the
+live pages carry their hash (``persist.store.pages``), so the map is copied from the page tables'
+hash index and only blobs the store lacks are copied in (``INSERT ... SELECT``, nothing is read or
+hashed in Python); restoring one rewrites the live pages, with their hashes, in the server.
 
 The public functions over an open store (controller checks, draining the queue, dropping cached
 instances) are in :mod:`persist.api.snapshots`; this module is the SQL under them.
@@ -15,7 +17,6 @@ instances) are in :mod:`persist.api.snapshots`; this module is the SQL under the
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -126,32 +127,30 @@ def snapshot_info(conn: sa.Connection, name: str, snap: sa.Row[Any]) -> Snapshot
 
 
 def _store_pages(conn: sa.Connection, snapshot_id: int, kind: str, canister_id: int) -> int:
-    """Map the canister's stored pages of ``kind`` into the snapshot; returns the bytes of new blobs."""
-    pb = schema.page_blobs
+    """Map the canister's stored pages of ``kind`` into the snapshot; returns the bytes of new blobs.
+
+    By reference: the live pages carry their hash, so the map is one ``INSERT ... SELECT`` from the
+    covering index ``(canister_id, page_no, hash)``, and only the pages whose content no blob holds
+    yet (those written since the last snapshot, typically) are copied into ``page_blobs``, inside the
+    server. No page is read into Python or hashed here."""
+    t, pb, sp = schema.page_table(kind), schema.page_blobs, schema.snapshot_pages
+    absent = ~sa.select(sa.literal(1)).where(pb.c.hash == t.c.hash).exists()
+    missing = [int(p) for p in conn.execute(
+        sa.select(sa.func.min(t.c.page_no)).where(t.c.canister_id == canister_id, absent)
+        .group_by(t.c.hash)).scalars()]
     insert_blob = insert_ignore(conn, pb, ["hash"])
-    added = 0
-    batch: list[tuple[int, str, bytes]] = []
-
-    def flush() -> int:
-        hashes = {h for _, h, _ in batch}
-        present = set(conn.execute(sa.select(pb.c.hash).where(pb.c.hash.in_(hashes))).scalars())
-        new: dict[str, bytes] = {h: d for _, h, d in batch if h not in present}
-        if new:
-            conn.execute(insert_blob, [{"hash": h, "data": d} for h, d in new.items()])
-        conn.execute(schema.snapshot_pages.insert(), [
-            {"snapshot_id": snapshot_id, "kind": kind, "page_no": no, "blob_hash": h} for no, h, _ in batch])
-        batch.clear()
-        return len(new) * pages.PAGE_SIZE
-
-    # Read everything first (bounded per batch by read_pages), so no insert runs while its cursor is open.
-    for page_no, data in list(pages.read_pages(conn, kind, canister_id)):
-        data = bytes(data)
-        batch.append((int(page_no), hashlib.sha256(data).hexdigest(), data))
-        if len(batch) >= _BATCH:
-            added += flush()
-    if batch:
-        added += flush()
-    return added
+    missing.sort()
+    for i in range(0, len(missing), _BATCH):
+        conn.execute(insert_blob.from_select(["hash", "data"], sa.select(t.c.hash, t.c.data).where(
+            t.c.canister_id == canister_id, t.c.page_no.in_(missing[i:i + _BATCH]))))
+    # The blobs exist now, so the map rows satisfy their foreign key as they are inserted. In hash
+    # order: the ix_snapshot_pages_blob_hash index then grows leaf by leaf instead of at random
+    # places (5x faster on SQLite's 64 KiB pages for a 583 MiB heap).
+    conn.execute(sp.insert().from_select(
+        ["snapshot_id", "kind", "page_no", "blob_hash"],
+        sa.select(sa.literal(snapshot_id, sa.BigInteger), sa.literal(kind, sa.Text), t.c.page_no, t.c.hash)
+        .where(t.c.canister_id == canister_id).order_by(t.c.hash)))
+    return len(missing) * pages.PAGE_SIZE
 
 
 def _store_chunks(conn: sa.Connection, snapshot_id: int, canister_id: int) -> int:
@@ -257,8 +256,8 @@ def restore_snapshot(conn: sa.Connection, row: sa.Row[Any], snap: sa.Row[Any], *
         table = schema.page_table(kind)
         sp, pb = schema.snapshot_pages, schema.page_blobs
         conn.execute(table.insert().from_select(
-            ["canister_id", "page_no", "data"],
-            sa.select(sa.literal(row.id, sa.Integer), sp.c.page_no, pb.c.data)
+            ["canister_id", "page_no", "data", "hash"],
+            sa.select(sa.literal(row.id, sa.Integer), sp.c.page_no, pb.c.data, pb.c.hash)
             .join(pb, pb.c.hash == sp.c.blob_hash)
             .where(sp.c.snapshot_id == snap.id, sp.c.kind == kind)))
     add_history(conn, row.id, history_kind, snap.module_hash,
