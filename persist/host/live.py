@@ -160,7 +160,9 @@ class LiveCanister:
             self._committed_stable_pages = pred._committed_stable_pages
             self.version, self.certified_data = pred.version, pred.certified_data
             self._committed_certified = pred._committed_certified
-        else:
+        elif not run_start:
+            # Loaded from SQL: what is in the heap now is committed. A fresh install has nothing
+            # committed: every page of it is new, including what its data segments wrote.
             self.heap.take_baseline()
         self.pending_start = run_start and START_EXPORT in self.exports
 
