@@ -140,6 +140,25 @@ def test_every_writer_is_seen_and_undone(dirty_tracking: str, tmp_path: Path) ->
     assert heap.changed_pages() == [34]
 
 
+def test_a_commit_larger_than_the_image_cache_drops_stale_images(dirty_tracking: str) -> None:
+    w = Wasm(8)
+    heap = w.heap
+    heap.take_baseline()
+    heap.images = PageImages(2 * PAGE)
+    w.store_word(1 * PAGE, 1)
+    heap.commit(heap.changed_pages())
+    assert heap.images.get(1) is not None  # page 1's image, with the 1
+    for p in range(1, 6):
+        w.store_word(p * PAGE, 2)
+    changed = heap.changed_pages()
+    assert changed == [1, 2, 3, 4, 5]
+    heap.commit(changed)  # only two images fit: page 1's old one must not survive
+    committed = {p: w.page(p) for p in range(8)}
+    heap.source = lambda wanted: ((p, committed[p]) for p in wanted)
+    w.store_word(1 * PAGE, 3)
+    assert heap.restore() and w.page(1) == committed[1]
+
+
 def test_a_memory_that_moves_when_it_grows_is_followed(dirty_tracking: str) -> None:
     cfg = wasmtime.Config()
     cfg.memory_reservation = 1 << 20  # 1 MiB: growing past it moves the memory

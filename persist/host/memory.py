@@ -164,6 +164,7 @@ class Heap:
         self._committed_pages = length // PAGE
         self._pending.clear()
         self._staged.clear()
+        self.images.clear()
 
     def changed_pages(self) -> list[int]:
         """Pages written since the last commit (a superset: a page written with the bytes it had
@@ -183,8 +184,12 @@ class Heap:
         staged, self._staged = self._staged, {}
         room = self.images.pages_capacity
         # The newest images are the likeliest to be written again; beyond the cache's room, skip
-        # the copies that would be evicted at once.
-        for p in pages[-room:] if room else ():
+        # the copies that would be evicted at once (and drop what the cache held for those pages:
+        # it is no longer their committed contents).
+        keep = pages[-room:] if room else []
+        for p in pages[:len(pages) - len(keep)]:
+            self.images.forget(p)
+        for p in keep:
             data = staged.get(p)
             if data is None:
                 data = ctypes.string_at(base + p * PAGE, PAGE)
