@@ -275,8 +275,54 @@ def spread(samples: list[float]) -> dict[str, float]:
             "p90_ms": round(ordered[max(0, len(ordered) * 9 // 10 - 1)] * 1e3, 3)}
 
 
+def sqlite_floor(path: str, n: int) -> list[float]:
+    """Raw SQLite transactions writing one 64 KiB page and one small row, with graphcopy's pragmas
+    (WAL, synchronous=FULL, 64 KiB pages): what any durable update costs on this disk."""
+    import sqlite3
+
+    con = sqlite3.connect(path, isolation_level=None)
+    con.execute("PRAGMA page_size = 65536")
+    con.execute("PRAGMA journal_mode = WAL")
+    con.execute("PRAGMA synchronous = FULL")
+    con.execute("CREATE TABLE IF NOT EXISTS p (k INTEGER PRIMARY KEY, data BLOB)")
+    con.execute("CREATE TABLE IF NOT EXISTS r (k INTEGER PRIMARY KEY, v INTEGER)")
+    page = os.urandom(65536)
+    out = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        con.execute("BEGIN IMMEDIATE")
+        con.execute("INSERT OR REPLACE INTO p VALUES (?, ?)", (i % 16, page))
+        con.execute("INSERT OR REPLACE INTO r VALUES (1, ?)", (i,))
+        con.execute("COMMIT")
+        out.append(time.perf_counter() - t0)
+    con.close()
+    return out
+
+
+def tracking_cost(store: Store, name: str, n: int) -> dict[str, float]:
+    """The dirty-tracking part alone, on the loaded instance: finding the pages a one-page update
+    wrote (``changed_heap_pages``) and undoing a one-page query (``rollback``), no SQL."""
+    live = next(c.live for c in store.live.values())
+    find: list[float] = []
+    undo: list[float] = []
+    for _ in range(n):
+        ctx = MessageContext(kind="update", arg=b"", time_ns=time.time_ns(), can_respond=True)
+        assert live.run(ctx, 10**9, "canister_update touch").trap is None
+        t0 = time.perf_counter()
+        changed = live.changed_heap_pages()
+        find.append(time.perf_counter() - t0)
+        assert changed == [0], changed
+        ctx = MessageContext(kind="query", arg=b"", time_ns=time.time_ns(), can_respond=True)
+        assert live.run(ctx, 10**9, "canister_query get").trap is None
+        t0 = time.perf_counter()
+        assert live.rollback()
+        undo.append(time.perf_counter() - t0)  # puts back the update too: nothing is committed
+    store.live.clear()
+    return {"find_written_pages": spread(find)["median_ms"], "undo_query": spread(undo)["median_ms"]}
+
+
 def bench_latency_by_heap(store: Store, bench_wasm: bytes, heaps_mib: list[int], n: int,
-                          rounds: int) -> dict[str, object]:
+                          rounds: int, scratch: str) -> dict[str, object]:
     """One-page update (``touch``) and query (``get``) latency per heap size and mechanism."""
     mechs = mechanisms()
     out: list[dict[str, object]] = []
@@ -290,7 +336,10 @@ def bench_latency_by_heap(store: Store, bench_wasm: bytes, heaps_mib: list[int],
         qry: dict[str, list[float]] = {m: [] for m in mechs}
         round_medians: dict[str, dict[str, list[float]]] = {m: {"update": [], "query": []} for m in mechs}
         loads: dict[str, list[float]] = {m: [] for m in mechs}
+        tracking: dict[str, list[dict[str, float]]] = {m: [] for m in mechs}
+        floor: list[float] = []
         for r in range(rounds):
+            floor += sqlite_floor(scratch, n)
             for mech in (mechs if r % 2 == 0 else mechs[::-1]):
                 use_mechanism(store, mech)
                 t0 = time.perf_counter()
@@ -311,11 +360,16 @@ def bench_latency_by_heap(store: Store, bench_wasm: bytes, heaps_mib: list[int],
                 qry[mech] += q
                 round_medians[mech]["update"].append(round(statistics.median(u) * 1e3, 3))
                 round_medians[mech]["query"].append(round(statistics.median(q) * 1e3, 3))
-        entry: dict[str, object] = {"heap_mib": mib, "initial_commit_s": round(fill, 2)}
+                tracking[mech].append(tracking_cost(store, name, max(5, n // 4)))
+        entry: dict[str, object] = {"heap_mib": mib, "initial_commit_s": round(fill, 2),
+                                    "raw_sqlite_one_page_commit": spread(floor)}
         for mech in mechs:
             entry[mech] = {"update": spread(upd[mech]), "query": spread(qry[mech]),
                            "round_medians_ms": round_medians[mech],
-                           "load_s_median": round(statistics.median(loads[mech]), 3), "samples": len(upd[mech])}
+                           "load_s_median": round(statistics.median(loads[mech]), 3), "samples": len(upd[mech]),
+                           "update_to_raw_sqlite": round(statistics.median(upd[mech]) / statistics.median(floor), 2),
+                           "tracking_only_ms": {k: round(statistics.median(t[k] for t in tracking[mech]), 3)
+                                                for k in ("find_written_pages", "undo_query")}}
         out.append(entry)
         store.live.clear()
         api.stop(store, name)
@@ -428,7 +482,8 @@ def main() -> None:
             report["stable_stream"] = bench_stable_stream(store, bench_wasm, args.stream_mib)
         if "latency" in sections:
             report["latency_by_heap_size"] = bench_latency_by_heap(
-                store, bench_wasm, [int(x) for x in args.latency_heaps.split(",")], max(10, args.n // 4), args.rounds)
+                store, bench_wasm, [int(x) for x in args.latency_heaps.split(",")], max(10, args.n // 4), args.rounds,
+                f"{tmp.name}/floor.db")
     if "open" in sections:
         report["open_with_stable_memory"] = bench_open(url, bench_wasm, [16, args.stable_mib])
     if "rss" in sections:
