@@ -273,6 +273,16 @@ def bench_heap(store: Store, wasm: bytes, mib: int, scales: list[float], repeat:
     return result
 
 
+def dirty_tracking() -> str:
+    """The heap dirty-tracking mechanism this run uses (``GRAPHCOPY_DIRTY_TRACKING`` chooses;
+    "committed-copy" on a tree from before issue 11)."""
+    try:
+        from persist.host.dirty.select import mechanism
+    except ImportError:
+        return "committed-copy"
+    return mechanism().name
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--db", help="database URL (default: a fresh SQLite file in a temp dir)")
@@ -291,7 +301,8 @@ def main() -> None:
     url = args.db or f"sqlite:///{tmp.name}/bench.db"
     wasm = compile_motoko(ROOT / "bench" / "canisters" / "heap.mo").wasm
     scales = [] if args.keep_only else [float(x) for x in args.scales.split(",")]
-    report: dict[str, Any] = {"database": url.split("://")[0], "cpus": os.cpu_count()}
+    report: dict[str, Any] = {"database": url.split("://")[0], "cpus": os.cpu_count(),
+                              "dirty_tracking": dirty_tracking()}
     # The digest query reads every value of a 512 MiB heap: more than the IC's 5e9 query limit.
     with open_store(url, limits=Limits(query_instructions=200_000_000_000)) as store:
         heaps = [bench_heap(store, wasm, int(x), scales, args.repeat, args.keeps) for x in args.heaps.split(",")]

@@ -93,6 +93,7 @@ def status(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Caniste
     t.add_row("persistence", "enhanced orthogonal (EOP)" if st.eop else ("classical" if st.eop is False else "-"))
     t.add_row("heap", f"{human_bytes(st.heap_bytes)} ({st.stored_heap_pages} non-zero pages stored)")
     t.add_row("stable memory", f"{human_bytes(st.stable_bytes)} ({st.stored_stable_pages} non-zero pages stored)")
+    t.add_row("dirty tracking", escape(st.dirty_tracking_detail))
     t.add_row("controllers", ", ".join(st.controllers))
     if st.parent:
         t.add_row("parent", st.parent)

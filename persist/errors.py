@@ -156,3 +156,7 @@ class NothingToRollBackError(GraphcopyError):
     """``rollback`` found no upgrade snapshot to restore."""
 
     exit_code = 6
+
+
+class DirtyTrackingError(InvalidArgumentError):
+    """``GRAPHCOPY_DIRTY_TRACKING`` names a mechanism this process cannot use."""

@@ -11,6 +11,10 @@ Database fixtures (names are stable; other test modules rely on them):
 * ``store`` / ``sstore`` -- an open ``persist.session.Store`` on ``db_url`` (both backends) / on
   ``sqlite_url`` (a module may define its own ``store``, e.g. with other limits).
 * ``pg_admin_url`` -- session-scoped URL of the PostgreSQL server's maintenance database.
+* ``dirty_tracking`` -- parametrized over ``["uffd", "compare"]``: the test runs under each heap
+  dirty-tracking mechanism (``GRAPHCOPY_DIRTY_TRACKING``, inherited by subprocesses). Host and
+  durability modules request it for every test with ``pytestmark = pytest.mark.usefixtures(...)``.
+  ``uffd`` where the kernel lacks it is skipped on a developer machine and fails in CI.
 
 PostgreSQL comes from ``$GRAPHCOPY_TEST_PG_URL`` (default
 ``postgresql+psycopg://postgres@127.0.0.1:5432/test``); the role needs CREATEDB. If the server is
@@ -170,3 +174,21 @@ def sstore(sqlite_url: str) -> Iterator[Any]:
 
     with open_store(sqlite_url) as st:
         yield st
+
+
+@pytest.fixture(params=["uffd", "compare"])
+def dirty_tracking(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The heap dirty-tracking mechanism this test runs under (forced through the environment)."""
+    from persist.host.dirty.select import ENV
+    from persist.host.dirty.uffd import unavailable_reason
+
+    mechanism = str(request.param)
+    if mechanism == "uffd":
+        reason = unavailable_reason()
+        if reason is not None:
+            msg = f"userfaultfd dirty tracking unavailable here ({reason})"
+            if _in_ci():
+                pytest.fail(f"{msg} -- CI machines have it (Linux 6.7+)", pytrace=False)
+            pytest.skip(msg)
+    monkeypatch.setenv(ENV, mechanism)
+    return mechanism

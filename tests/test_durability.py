@@ -53,6 +53,9 @@ from persist.principal import Principal
 from persist.session import Store
 from persist.store import pages
 
+# The host and durability suites run under both heap dirty-tracking mechanisms (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("dirty_tracking")
+
 REPO = Path(__file__).resolve().parent.parent
 CANISTERS = Path(__file__).resolve().parent / "canisters"
 FAR_FUTURE_NS = 4_000_000_000_000_000_000

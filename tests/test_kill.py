@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 import wasmtime
 
 from migrate import upgrade
@@ -35,6 +36,9 @@ from persist.errors import SnapshotDirError
 from persist.session import Store, open_store
 from persist.snapshot_dir.reader import open_snapshot_dir
 from tests.upgrade_helpers import call, history_kinds
+
+# The host and durability suites run under both heap dirty-tracking mechanisms (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("dirty_tracking")
 
 ROOT = Path(__file__).resolve().parent.parent
 COUNTER = ROOT / "examples" / "counter" / "counter.wasm"
@@ -49,6 +53,7 @@ GC_SCALE = 2000.0  # small graph-copy increments: many messages to be killed in
 ZYGOTE = r'''
 import json, os, signal, sys, traceback
 from pathlib import Path
+import pytest
 import wasmtime
 from migrate import upgrade
 from migrate.pipeline import load_pipeline, run_pipeline

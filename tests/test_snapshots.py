@@ -34,6 +34,9 @@ from persist.store import db, pages, schema
 from persist.store.canisters import canister_row
 from tests.upgrade_helpers import call, history_kinds, plain_get, plain_set, plain_wat
 
+# The host and durability suites run under both heap dirty-tracking mechanisms (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("dirty_tracking")
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 LEDGER = (EXAMPLES / "ledger" / "ledger.wasm").read_bytes()
 COUNTER = EXAMPLES / "counter" / "counter.wasm"

@@ -31,6 +31,9 @@ from persist.host.system_api import AVAILABLE
 from persist.principal import Principal
 from persist.session import Store
 
+# The host and durability suites run under both heap dirty-tracking mechanisms (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("dirty_tracking")
+
 CANISTERS = Path(__file__).resolve().parent / "canisters"
 U64 = 2**64
 FAR_FUTURE_NS = 4_000_000_000_000_000_000  # year 2096

@@ -37,6 +37,9 @@ from tests.upgrade_helpers import (
     with_eop_section,
 )
 
+# The host and durability suites run under both heap dirty-tracking mechanisms (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("dirty_tracking")
+
 runner = CliRunner()
 
 

@@ -19,6 +19,7 @@ from persist.execution import instances, routing, scheduler
 from persist.execution.install_code import EMPTY_ARGS, InstallResult, install_module
 from persist.execution.management.lifecycle import start_row
 from persist.execution.scheduler import QueueEntry
+from persist.host.dirty.select import mechanism as dirty_mechanism
 from persist.host.memory import PAGE
 from persist.host.module import parse_module
 from persist.principal import Principal
@@ -99,6 +100,10 @@ class CanisterStatus:
     cycles: int = 0
     environment_variables: dict[str, str] = dataclasses.field(default_factory=dict)
     settings: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # How this process finds the heap pages a message wrote (``uffd`` or ``compare``; set by
+    # ``status``, empty in ``list_canisters``), and what that means on this machine.
+    dirty_tracking: str = ""
+    dirty_tracking_detail: str = ""
 
 
 # --------------------------------------------------------------------------- install
@@ -211,8 +216,10 @@ def _status_of(conn: sa.Connection, store: Store, row: sa.Row[Any], *, with_hist
 
 def status(store: Store, name: str) -> CanisterStatus:
     """Everything graphcopy knows about one canister, including its install history."""
+    mech = dirty_mechanism()
     with db.read_transaction(store.engine) as conn:
-        return _status_of(conn, store, canister_row(conn, name), with_history=True)
+        st = _status_of(conn, store, canister_row(conn, name), with_history=True)
+    return dataclasses.replace(st, dirty_tracking=mech.name, dirty_tracking_detail=mech.describe())
 
 
 def list_canisters(store: Store, *, parent: str | None = None) -> list[CanisterStatus]:

@@ -35,7 +35,7 @@ from persist.errors import CanisterTrapError, UpgradeOptionError
 from persist.execution.clock import message_time, now_ns
 from persist.execution.commit import ctx_logs, finish_commit, write_state
 from persist.execution.contexts import cycles_update, message_context
-from persist.execution.instances import forget_live, live_canister, stable_source, undo
+from persist.execution.instances import forget_live, heap_source, live_canister, stable_source, undo
 from persist.execution.routing import deliver, settle_stopping
 from persist.host.globals import encode_globals
 from persist.host.live import LiveCanister
@@ -205,6 +205,7 @@ def install(store: Store, row: sa.Row[Any] | None, wasm: bytes, *, name: str, ar
     live.commit(heap_changed, stable_dirty)
     live.attach_stable_source(stable_source(store, canister_id))
     live.version = version
+    live.attach_heap_source(heap_source(store, canister_id, live))
     store.remember(canister_id, CachedCanister(live, version, info.hash))
     return InstallResult(name=name, principal=principal.to_text(), mode=mode, module_hash=info.hash,
                          created=row is None, instructions=used, heap_bytes=live.heap_pages * PAGE,
@@ -253,6 +254,9 @@ def upgrade(store: Store, row: sa.Row[Any], wasm: bytes, *, arg: bytes, skip_pre
         except BaseException:
             undo(store, row.id, old)
             raise
+        # Until it commits, the new instance has the old one's version, so a kept heap undone
+        # for the old instance reads the same committed pages.
+        new.attach_heap_source(heap_source(store, row.id, new))
         start = new.run_start(None)
         trap = start.trap
         logs += ctx_logs(start.ctx, trap)
@@ -263,7 +267,7 @@ def upgrade(store: Store, row: sa.Row[Any], wasm: bytes, *, arg: bytes, skip_pre
         burned += ctx.cycles_burned
     used = budget - old.store.get_fuel()
     if trap is not None or new is None:
-        undo(store, row.id, old)
+        _undo_upgrade(store, row, old)
         raise _trapped(f"upgrade of {name!r} failed and was rolled back", name, "upgrade", trap or "failed", logs)
 
     try:
@@ -281,13 +285,19 @@ def upgrade(store: Store, row: sa.Row[Any], wasm: bytes, *, arg: bytes, skip_pre
             if on_commit is not None:
                 on_commit(conn)
     except BaseException:
-        undo(store, row.id, old)
+        _undo_upgrade(store, row, old)
         raise
     finish_commit(store, row, new, commit, module_hash=info.hash)
     return UpgradeResult(name=name, old_module_hash=row.module_hash, new_module_hash=info.hash,
                          wasm_memory_persistence=wasm_memory_persistence, skip_pre_upgrade=skip_pre_upgrade,
                          instructions=used, heap_bytes=new.heap_pages * PAGE, stable_bytes=new.stable_pages * PAGE,
                          seconds=time.perf_counter() - t0)
+
+
+def _undo_upgrade(store: Store, row: sa.Row[Any], old: LiveCanister) -> None:
+    """Put the old instance back after a failed upgrade (a kept heap reads its pages for it again)."""
+    old.attach_heap_source(heap_source(store, row.id, old))
+    undo(store, row.id, old)
 
 
 def uninstall(store: Store, conn: sa.Connection, row: sa.Row[Any], requester: Requester) -> int:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import sqlalchemy as sa
@@ -13,12 +14,13 @@ from persist.errors import CanisterStateError
 from persist.host.globals import decode_globals
 from persist.host.limits import Limits
 from persist.host.live import LiveCanister
+from persist.host.memory import PageSource, StaleSourceError
 from persist.principal import Principal
 from persist.session import CachedCanister, Store
 from persist.store import db, pages, schema
 from persist.store.canisters import controllers_of
 
-__all__ = ["forget_live", "limits_for", "live_canister", "migration_scale", "stable_source", "undo"]
+__all__ = ["forget_live", "heap_source", "limits_for", "live_canister", "migration_scale", "stable_source", "undo"]
 
 
 def migration_scale(row: sa.Row[Any]) -> float | None:
@@ -64,27 +66,28 @@ def live_canister(store: Store, row: sa.Row[Any]) -> LiveCanister:
         wasm = conn.execute(
             sa.select(schema.modules.c.wasm).where(schema.modules.c.hash == row.module_hash)).scalar_one()
         info, module = store.runtime.load_module(wasm, validate=False)  # installed: validated then
-        heap = list(pages.read_pages(conn, pages.HEAP, row.id))
         stored = [int(p) for p in conn.execute(
             sa.select(schema.stable_pages.c.page_no).where(schema.stable_pages.c.canister_id == row.id))
             .scalars()]
-    live = LiveCanister(
-        store.runtime, info, module,
-        principal=Principal.from_text(row.principal).raw,
-        controllers=controllers_of(row),
-        status=row.status,
-        limits=limits_for(store, row),
-        heap_pages=int(row.heap_pages),
-        heap_data=heap,
-        stable_pages=int(row.stable_pages),
-        stable_source=stable_source(store, row.id),
-        stable_stored=stored,
-        globals_=decode_globals(json.loads(row.globals)) if row.globals else None,
-        timer_ns=int(row.timer_ns),
-        run_start=False,
-    )
+        # The heap pages go from the cursor straight into the heap, one row at a time.
+        live = LiveCanister(
+            store.runtime, info, module,
+            principal=Principal.from_text(row.principal).raw,
+            controllers=controllers_of(row),
+            status=row.status,
+            limits=limits_for(store, row),
+            heap_pages=int(row.heap_pages),
+            heap_data=pages.read_pages(conn, pages.HEAP, row.id),
+            stable_pages=int(row.stable_pages),
+            stable_source=stable_source(store, row.id),
+            stable_stored=stored,
+            globals_=decode_globals(json.loads(row.globals)) if row.globals else None,
+            timer_ns=int(row.timer_ns),
+            run_start=False,
+        )
     live.version = int(row.version)
     live.certified_data = bytes(row.certified_data or b"")
+    live.attach_heap_source(heap_source(store, row.id, live))
     live.commit([], [])  # the certified data and version just set are the committed baseline
     store.remember(row.id, CachedCanister(live, int(row.version), row.module_hash))
     return live
@@ -95,6 +98,24 @@ def stable_source(store: Store, canister_id: int) -> Callable[[list[int]], list[
     def read(wanted: list[int]) -> list[tuple[int, bytes]]:
         with db.read_transaction(store.engine) as conn:
             return list(pages.read_pages(conn, pages.STABLE, canister_id, wanted))
+
+    return read
+
+def heap_source(store: Store, canister_id: int, live: LiveCanister) -> PageSource:
+    """Reads committed heap pages of one canister, to undo a message that wrote pages the live
+    instance's cache of committed images does not hold. Raises StaleSourceError when the stored
+    version is no longer the instance's (another process committed since): the pages read would
+    not be the ones the instance was committed at."""
+    owner = weakref.ref(live)
+
+    def read(wanted: list[int]) -> Iterator[tuple[int, bytes]]:
+        with db.read_transaction(store.engine) as conn:
+            version = conn.execute(
+                sa.select(schema.canisters.c.version).where(schema.canisters.c.id == canister_id)).scalar()
+            inst = owner()
+            if inst is None or version is None or int(version) != inst.version:
+                raise StaleSourceError(f"canister {canister_id} is at version {version} in the store")
+            yield from pages.read_pages(conn, pages.HEAP, canister_id, wanted)
 
     return read
 

@@ -9,6 +9,7 @@ commit, and calls :meth:`LiveCanister.commit` or :meth:`LiveCanister.rollback` a
 
 from __future__ import annotations
 
+import ctypes
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from persist.errors import InvalidModuleError
 from persist.host.globals import wasm_value
 from persist.host.instrument import GLOBAL_EXPORT_PREFIX, START_EXPORT
 from persist.host.limits import Limits
-from persist.host.memory import Heap, PageSource, StableMemory
+from persist.host.memory import PAGE, Heap, PageSource, StableMemory
 from persist.host.module import ModuleInfo
 from persist.host.runtime import Runtime
 from persist.host.stable_helper import STABLE_IMPORTS
@@ -70,7 +71,7 @@ class LiveCanister:
         status: str,
         limits: Limits,
         heap_pages: int,
-        heap_data: Iterable[tuple[int, bytes]],
+        heap_data: Iterable[tuple[int, Any]],
         stable_pages: int,
         stable_source: PageSource,
         stable_stored: Iterable[int] | None,
@@ -79,8 +80,13 @@ class LiveCanister:
         run_start: bool,
         predecessor: LiveCanister | None = None,
         keep_heap: bool = False,
+        heap_source: PageSource | None = None,
     ) -> None:
         """Load a canister (``heap_data``/``stable_*`` from SQL), or install one (empty, ``run_start``).
+
+        ``heap_data`` is consumed one page at a time, straight into the heap (pass the SQL
+        cursor's iterator, not a list). ``heap_source`` reads committed heap pages again, to undo
+        a message that wrote pages the cache of committed images does not hold.
 
         With ``predecessor`` (an upgrade), the new instance lives in the predecessor's wasmtime
         store and shares its stable memory and bytemaps; ``keep_heap`` hands it the predecessor's
@@ -101,7 +107,6 @@ class LiveCanister:
         if pred is None:
             self.store.set_fuel(0)
 
-        heap_data = list(heap_data)
         declared = info.memory
         is_64 = declared.is_64 if declared is not None else True
         start_pages = max(heap_pages, declared.min_pages if declared is not None else 0)
@@ -115,10 +120,12 @@ class LiveCanister:
                                          "as the heap it would keep")
             self.heap = pred.heap
             self.heap.grow_to(start_pages)
+            if heap_source is not None:
+                self.heap.source = heap_source
             self.stable = pred.stable
             self._keepalive = pred
         else:
-            self.heap = Heap.create(self.store, declared, heap_pages)
+            self.heap = Heap.create(self.store, declared, heap_pages, source=heap_source)
             self.heap.write_pages(heap_data)
             helper = runtime.helper_module(is_64)
             if pred is not None:
@@ -128,9 +135,10 @@ class LiveCanister:
                     self.store, runtime.engine, helper, self.heap, stable_pages=stable_pages,
                     max_pages=limits.stable_memory_max_bytes // 65536, source=stable_source, stored=stable_stored)
 
+        saved = None if run_start else self._data_segment_pages(start_pages)
         self.instance = self._instantiate(runtime, module)
-        if not run_start:
-            self._undo_data_segments(heap_data, start_pages)
+        if saved is not None:
+            self._undo_data_segments(saved)
         self.exports = self.instance.exports(self.store)
         self._globals: dict[int, wasmtime.Global] = {}
         for g in info.mutable_globals:
@@ -147,12 +155,14 @@ class LiveCanister:
         self._committed_timer = timer_ns
         self._committed_certified = self.certified_data
         if pred is not None:
-            # Until the upgrade commits, the committed state is the predecessor's: a kept heap is
-            # compared with the old heap's committed copy, a fresh heap with nothing (all zero).
+            # Until the upgrade commits, the committed state is the predecessor's: a kept heap has
+            # the old heap's committed state, a fresh heap none (every page of it is new).
             self._committed_stable_pages = pred._committed_stable_pages
             self.version, self.certified_data = pred.version, pred.certified_data
             self._committed_certified = pred._committed_certified
-        else:
+        elif not run_start:
+            # Loaded from SQL: what is in the heap now is committed. A fresh install has nothing
+            # committed: every page of it is new, including what its data segments wrote.
             self.heap.take_baseline()
         self.pending_start = run_start and START_EXPORT in self.exports
 
@@ -183,14 +193,23 @@ class LiveCanister:
         finally:
             self.store.set_fuel(budget_left)
 
-    def _undo_data_segments(self, heap_data: list[tuple[int, bytes]], n_pages: int) -> None:
-        """Instantiation applied the module's active data segments over a restored heap; the IC
-        applies them once, at install. Put the committed bytes back on the pages they touched."""
+    def _data_segment_pages(self, n_pages: int) -> dict[int, bytes] | None:
+        """The committed bytes of the pages the module's active data segments will overwrite at
+        instantiation (None: there are none), copied before it runs. The IC applies data segments
+        once, at install; a restored heap keeps what was committed."""
         touched = self.info.active_data_pages
         if touched is not None and not touched:
-            return
-        pages = set(range(n_pages)) if touched is None else {p for p in touched if p < n_pages}
-        self.heap.put_back(pages, {p: d for p, d in heap_data if p in pages})
+            return None
+        # Offsets that are not constants may touch any page: keep them all (such modules are rare).
+        pages = range(n_pages) if touched is None else sorted(p for p in touched if p < n_pages)
+        base, _ = self.heap.span()
+        return {p: ctypes.string_at(base + p * PAGE, PAGE) for p in pages}
+
+    def _undo_data_segments(self, saved: dict[int, bytes]) -> None:
+        """Put the committed bytes back on the pages instantiation's data segments touched."""
+        base, _ = self.heap.span()
+        for p, data in saved.items():
+            ctypes.memmove(base + p * PAGE, data, PAGE)
 
     # ----------------------------------------------------------------- memory views
 
@@ -217,6 +236,16 @@ class LiveCanister:
     def stable_access(self) -> tuple[int, int]:
         """(bytes read, bytes written) through ic0.stable* since this canister was loaded."""
         return self.stable.access()
+
+    @property
+    def dirty_tracking(self) -> str:
+        """The heap's dirty-tracking mechanism: ``uffd`` or ``compare``."""
+        return self.heap.mechanism
+
+    def attach_heap_source(self, source: PageSource) -> None:
+        """Where committed heap pages are read from to undo a message (set once the canister has a
+        database id; raises :class:`persist.host.memory.StaleSourceError` when the store moved on)."""
+        self.heap.source = source
 
     def attach_stable_source(self, source: PageSource) -> None:
         """Where committed stable pages are read from (set once the canister has a database id)."""
@@ -316,13 +345,13 @@ class LiveCanister:
         self._committed_certified = self.certified_data
 
     def rollback(self) -> bool:
-        """Undo everything since the last commit. Returns False if the heap grew, in which case the
-        instance cannot be restored in place (memories do not shrink) and must be reloaded."""
-        if self.heap.grew():
+        """Undo everything since the last commit. Returns False if the instance cannot be restored
+        in place and must be reloaded: the heap grew (memories do not shrink), or a page it wrote
+        could not be read back (the store moved on)."""
+        if self.heap.grew() or not self.heap.restore():
             return False
         self.timer_ns = self._committed_timer
         self.certified_data = self._committed_certified
-        self.heap.restore()
         self.set_globals(self._committed_globals)
         self.stable.rollback(self._committed_stable_pages)
         return True

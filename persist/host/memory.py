@@ -1,10 +1,11 @@
 """A live canister's memories and their bookkeeping: what a message changed, and how to undo it.
 
-:class:`Heap` is the canister's memory 0, host-owned. Its changes are found by comparing it with a
-copy of its last committed state, 64 KiB page by 64 KiB page, with numpy (no soft-dirty bits on
-these machines; a write barrier would mean rewriting every store instruction). The copy doubles as
-the undo log: a trap or a query puts the changed pages back. ``bench/messages.py`` measures what
-this costs per heap size.
+:class:`Heap` is the canister's memory 0, host-owned, and the only copy of it in RAM. Which pages a
+message wrote comes from a dirty tracker (:mod:`persist.host.dirty`): userfaultfd write-protect
+with one ``PAGEMAP_SCAN`` per commit where the kernel offers it, per-page digests compared at each
+commit where it does not. A trapped message or a query is undone by putting back only the pages it
+wrote, from a small cache of committed page images (:mod:`persist.host.page_images`) or from SQL
+through a :data:`PageSource`. ``bench/messages.py`` measures what this costs per heap size.
 
 :class:`StableMemory` is the host-owned 64-bit stable memory with its two bytemaps (one byte per
 64 KiB page: written since the last commit, loaded from SQL yet) and the Wasm helper that serves
@@ -22,7 +23,9 @@ from typing import Any
 import numpy as np
 import wasmtime
 
+from persist.host.dirty.select import DirtyTracker, new_tracker
 from persist.host.module import MemoryInfo
+from persist.host.page_images import ZERO, PageImages, default_capacity
 from persist.host.stable_helper import FAIL_MESSAGES
 from persist.host.traps import HostTrap
 
@@ -34,6 +37,7 @@ __all__ = [
     "Heap",
     "PageSource",
     "StableMemory",
+    "StaleSourceError",
 ]
 
 PAGE = 65536
@@ -44,7 +48,12 @@ WASM64_HEAP_MAX_PAGES = 6 * 1024 * 1024 * 1024 // PAGE  # the IC's 6 GiB wasm64 
 WASM32_HEAP_MAX_PAGES = 65536
 
 #: Reads committed pages: given page numbers, yields ``(page_no, data)`` for those that are stored.
-PageSource = Callable[[list[int]], Iterable[tuple[int, bytes]]]
+PageSource = Callable[[list[int]], Iterable[tuple[int, Any]]]
+
+
+class StaleSourceError(Exception):
+    """Raised by a heap's :data:`PageSource` when the stored state is no longer the one the heap
+    was committed at (another process committed since): the heap cannot be put back in place."""
 
 
 def _byte_map(store: wasmtime.Store, memory: wasmtime.Memory, n: int) -> np.ndarray:
@@ -54,25 +63,49 @@ def _byte_map(store: wasmtime.Store, memory: wasmtime.Memory, n: int) -> np.ndar
     return np.ctypeslib.as_array((ctypes.c_ubyte * n).from_address(base))
 
 
-class Heap:
-    """The canister's heap and the committed copy it is compared with."""
+def _copy_in(addr: int, data: Any) -> None:
+    if not isinstance(data, bytes):
+        data = bytes(data)
+    ctypes.memmove(addr, data, len(data))
+    if len(data) < PAGE:  # a short row: the rest of the page is zero
+        ctypes.memset(addr + len(data), 0, PAGE - len(data))
 
-    def __init__(self, store: wasmtime.Store, memory: wasmtime.Memory, is_64: bool) -> None:
+
+class Heap:
+    """The canister's heap, the tracker of the pages written since the last commit, and what is
+    needed to put those pages back (the cache of committed images, the :data:`PageSource`)."""
+
+    def __init__(self, store: wasmtime.Store, memory: wasmtime.Memory, is_64: bool, *,
+                 source: PageSource | None = None, tracker: DirtyTracker | None = None) -> None:
         self.store = store
         self.memory = memory
         self.is_64 = is_64
-        # The committed state; all zero (empty) until a baseline is taken.
-        self._shadow = np.zeros(0, dtype=np.uint8)
+        #: Where committed pages are read from to undo a message (None: only the cache).
+        self.source = source
+        self.tracker: DirtyTracker = tracker if tracker is not None else new_tracker()
+        # Pages below this are committed; pages beyond (a fresh heap: all) are new, hence changed.
+        self._committed_pages = 0
+        # Pages known to be written since the last commit (the tracker may report each once).
+        self._pending: set[int] = set()
+        self.images = PageImages(default_capacity())
+        # Copies made for the commit in progress, kept as the new committed images afterwards.
+        self._staged: dict[int, bytes] = {}
 
     @classmethod
-    def create(cls, store: wasmtime.Store, declared: MemoryInfo | None, heap_pages: int) -> Heap:
+    def create(cls, store: wasmtime.Store, declared: MemoryInfo | None, heap_pages: int, *,
+               source: PageSource | None = None) -> Heap:
         """A fresh heap for a module declaring ``declared``, at least ``heap_pages`` pages large."""
         is_64 = declared.is_64 if declared is not None else True
         cap = WASM64_HEAP_MAX_PAGES if is_64 else WASM32_HEAP_MAX_PAGES
         heap_max = min(declared.max_pages, cap) if declared is not None and declared.max_pages is not None else cap
         start_pages = max(heap_pages, declared.min_pages if declared is not None else 0)
         memory = wasmtime.Memory(store, wasmtime.MemoryType(wasmtime.Limits(start_pages, heap_max), is_64=is_64))
-        return cls(store, memory, is_64)
+        return cls(store, memory, is_64, source=source)
+
+    @property
+    def mechanism(self) -> str:
+        """The dirty-tracking mechanism of this heap (``uffd`` or ``compare``)."""
+        return self.tracker.mechanism
 
     # ----------------------------------------------------------------- views
 
@@ -94,74 +127,122 @@ class Heap:
     def pages(self) -> int:
         return self.memory.size(self.store)
 
+    @property
+    def committed_pages(self) -> int:
+        """The size of the committed state, in pages (0 for a heap nothing was committed from)."""
+        return self._committed_pages
+
     def grow_to(self, pages: int) -> None:
         """Grow the heap to at least ``pages`` pages."""
         if self.memory.size(self.store) < pages:
             self.memory.grow(self.store, pages - self.memory.size(self.store))
 
-    def write_pages(self, pages: Iterable[tuple[int, bytes]]) -> None:
-        """Copy stored pages into the heap."""
+    def write_pages(self, pages: Iterable[tuple[int, Any]]) -> None:
+        """Copy stored pages into the heap, one row at a time (an iterator over a SQL cursor keeps
+        one page in flight, not a list of the whole heap)."""
         base, _ = self.span()
         for page_no, data in pages:
-            ctypes.memmove(base + page_no * PAGE, data, len(data))
-
-    def put_back(self, pages: set[int], stored: dict[int, bytes]) -> None:
-        """Make ``pages`` what ``stored`` holds (a page missing from it is zero)."""
-        base, _ = self.span()
-        for p in pages:
-            data = stored.get(p)
-            if data is None:
-                ctypes.memset(base + p * PAGE, 0, PAGE)
-            else:
-                ctypes.memmove(base + p * PAGE, data, len(data))
+            _copy_in(base + page_no * PAGE, data)
 
     def page_bytes(self, pages: Iterable[int]) -> Iterator[tuple[int, bytes]]:
-        """``(page_no, data)`` of the heap's current contents."""
+        """``(page_no, data)`` of the heap's current contents. The copies made for a commit become
+        the committed images the cache keeps (:meth:`commit`), so the pages are copied once."""
         base, _ = self.span()
+        room = self.images.pages_capacity
         for p in pages:
-            yield p, ctypes.string_at(base + p * PAGE, PAGE)
+            data = ctypes.string_at(base + p * PAGE, PAGE)
+            if len(self._staged) < room:
+                self._staged[p] = data
+            yield p, data
 
     # ----------------------------------------------------------------- change tracking
 
     def take_baseline(self) -> None:
-        """The current contents are the committed state."""
-        self._shadow = self.array().copy()
+        """The current contents are the committed state (a heap just loaded from SQL)."""
+        base, length = self.span()
+        self.tracker.baseline(base, length)
+        self._committed_pages = length // PAGE
+        self._pending.clear()
+        self._staged.clear()
+        self.images.clear()
 
     def changed_pages(self) -> list[int]:
-        """Pages that differ from the last committed state (including new pages)."""
-        cur = self.array()
-        sh = self._shadow
-        n_common = min(len(cur), len(sh)) // PAGE
-        changed: list[int] = []
-        step = 256  # 16 MiB at a time keeps the temporary arrays small
-        for p0 in range(0, n_common, step):
-            p1 = min(n_common, p0 + step)
-            a = cur[p0 * PAGE:p1 * PAGE].view(np.uint64).reshape(p1 - p0, PAGE // 8)
-            b = sh[p0 * PAGE:p1 * PAGE].view(np.uint64).reshape(p1 - p0, PAGE // 8)
-            diff = np.nonzero((a != b).any(axis=1))[0]
-            changed.extend(int(x) + p0 for x in diff)
-        changed.extend(range(n_common, len(cur) // PAGE))
-        return changed
+        """Pages written since the last commit (a superset: a page written with the bytes it had
+        may be included), and every page beyond the committed size."""
+        self._staged.clear()
+        base, length = self.span()
+        n, c = length // PAGE, self._committed_pages
+        if c:
+            self._pending |= self.tracker.written(base, length, min(c, n))
+        return sorted(p for p in self._pending if p < c) + list(range(c, n))
 
     def commit(self, pages: Iterable[int]) -> None:
-        """These pages are durable now: make them part of the committed state."""
-        cur = self.array()
-        if len(cur) != len(self._shadow):
-            grown = np.zeros(len(cur), dtype=np.uint8)
-            grown[:len(self._shadow)] = self._shadow
-            self._shadow = grown
-        for p in pages:
-            self._shadow[p * PAGE:(p + 1) * PAGE] = cur[p * PAGE:(p + 1) * PAGE]
+        """These pages are durable now: they, and the heap's current size, are the committed state."""
+        pages = list(pages)
+        base, length = self.span()
+        self.tracker.committed(base, length, pages)
+        staged, self._staged = self._staged, {}
+        room = self.images.pages_capacity
+        # The newest images are the likeliest to be written again; beyond the cache's room, skip
+        # the copies that would be evicted at once (and drop what the cache held for those pages:
+        # it is no longer their committed contents).
+        keep = pages[-room:] if room else []
+        for p in pages[:len(pages) - len(keep)]:
+            self.images.forget(p)
+        for p in keep:
+            data = staged.get(p)
+            if data is None:
+                data = ctypes.string_at(base + p * PAGE, PAGE)
+            self.images.put(p, data)
+        self._pending.difference_update(pages)
+        self._committed_pages = max(self._committed_pages, length // PAGE)
 
     def grew(self) -> bool:
         """Whether the heap is larger than its committed state (memories do not shrink)."""
-        return len(self.array()) != len(self._shadow)
+        return self.pages != self._committed_pages
 
-    def restore(self) -> None:
-        """Put every changed page back to its committed state (the heap must not have grown)."""
-        cur = self.array()
-        for p in self.changed_pages():
-            cur[p * PAGE:(p + 1) * PAGE] = self._shadow[p * PAGE:(p + 1) * PAGE]
+    def restore(self) -> bool:
+        """Put every page written since the last commit back to its committed contents. Returns
+        False if that cannot be done in place: the heap grew, or a committed page is neither cached
+        nor readable from the source (the heap must then be reloaded)."""
+        if self.grew():
+            return False
+        self._staged.clear()
+        base, length = self.span()
+        c = self._committed_pages
+        if c:
+            self._pending |= self.tracker.written(base, length, c)
+        pages = sorted(p for p in self._pending if p < c)
+        if not pages:
+            return True
+        missing: list[int] = []
+        for p in pages:
+            img = self.images.get(p)
+            if img is None:
+                missing.append(p)
+            elif img is ZERO or not img:
+                ctypes.memset(base + p * PAGE, 0, PAGE)
+            else:
+                ctypes.memmove(base + p * PAGE, img, PAGE)
+        if missing:
+            if self.source is None:
+                return False
+            found: set[int] = set()
+            try:
+                for p, data in self.source(missing):
+                    _copy_in(base + p * PAGE, data)
+                    self.images.put(p, data if isinstance(data, bytes) and len(data) == PAGE
+                                    else ctypes.string_at(base + p * PAGE, PAGE))
+                    found.add(p)
+            except StaleSourceError:
+                return False
+            for p in missing:
+                if p not in found:  # no row: a zero page
+                    ctypes.memset(base + p * PAGE, 0, PAGE)
+                    self.images.put(p, ZERO)
+        self.tracker.restored(base, length, pages)
+        self._pending.clear()
+        return True
 
 
 class StableMemory:
