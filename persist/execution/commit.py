@@ -30,6 +30,8 @@ class Commit:
     heap: list[int]
     stable: list[int]
     row: sa.Row[Any] | None = None
+    #: The mutable globals as committed (read once: each read is a wasmtime call).
+    globals: dict[int, Any] | None = None
 
 
 # The messages in which Motoko's runtime copies its object graph to or from stable memory, one
@@ -84,11 +86,12 @@ def write_state(conn: sa.Connection, row: sa.Row[Any], live: LiveCanister, *, ti
     (``RETURNING``), in :attr:`Commit.row`."""
     heap_changed = live.changed_heap_pages()
     stable_dirty = live.dirty_stable_pages()
+    globals_now = live.get_globals()
     values: dict[str, Any] = {
         "version": row.version + 1,
         "heap_pages": live.heap_pages,
         "stable_pages": live.stable_pages,
-        "globals": json.dumps(encode_globals(live.get_globals())),
+        "globals": json.dumps(encode_globals(globals_now)),
         "timer_ns": live.timer_ns,
         "certified_data": live.certified_data,
         "time_ns": max(int(row.time_ns), time_ns),
@@ -105,7 +108,7 @@ def write_state(conn: sa.Connection, row: sa.Row[Any], live: LiveCanister, *, ti
         pages.write_pages(conn, pages.HEAP, row.id, live.heap_page_bytes(heap_changed))
     if stable_dirty:
         pages.write_pages(conn, pages.STABLE, row.id, live.stable_page_bytes(stable_dirty))
-    return Commit(heap_changed, stable_dirty, new_row)
+    return Commit(heap_changed, stable_dirty, new_row, globals_now)
 
 Guard = tuple[sa.ColumnElement[bool], dict[str, Any]]
 
@@ -188,7 +191,7 @@ def finish_commit(store: Store, row: sa.Row[Any], live: LiveCanister, commit: Co
                   module_hash: str | None = None) -> None:
     """After the transaction committed: the live instance's current state is the new baseline
     (``module_hash``: the module it now runs, if the commit installed another one)."""
-    live.commit(commit.heap, commit.stable)
+    live.commit(commit.heap, commit.stable, commit.globals)
     live.version = int(row.version) + 1
     store.remember(row.id, CachedCanister(live, live.version, module_hash or row.module_hash, commit.row))
 

@@ -335,11 +335,13 @@ class LiveCanister:
     def stable_page_bytes(self, pages: Iterable[int]) -> Iterator[tuple[int, bytes]]:
         return self.stable.page_bytes(pages)
 
-    def commit(self, heap_pages: Iterable[int], stable_pages: Iterable[int]) -> None:
-        """The state is durable now: make it the new baseline for comparisons and rollbacks."""
+    def commit(self, heap_pages: Iterable[int], stable_pages: Iterable[int],
+               globals_: dict[int, Any] | None = None) -> None:
+        """The state is durable now: make it the new baseline for comparisons and rollbacks
+        (``globals_``: the globals as the commit wrote them, if it read them already)."""
         self.heap.commit(heap_pages)
         self.stable.commit(stable_pages)
-        self._committed_globals = self.get_globals()
+        self._committed_globals = globals_ if globals_ is not None else self.get_globals()
         self._committed_stable_pages = self.stable.pages
         self._committed_timer = self.timer_ns
         self._committed_certified = self.certified_data
