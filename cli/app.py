@@ -70,7 +70,7 @@ def report_internal_error(exc: BaseException) -> int:
 # The order `graphcopy --help` lists the commands in: the daily ones first.
 COMMAND_ORDER = ("install", "deploy", "build", "call", "status", "list", "logs", "upgrade", "check", "rollback",
                  "snapshot", "stabilize-before-upgrade", "destabilize-after-upgrade", "pipeline", "stop", "start",
-                 "delete", "tick", "identity", "db", "demo")
+                 "delete", "tick", "identity", "db", "cache", "demo")
 
 
 class GraphcopyGroup(TyperGroup):
@@ -164,6 +164,9 @@ app.add_typer(identity_app, name="identity")
 pipeline_app = typer.Typer(help="Migration pipelines: upgrade many canisters with N workers.", no_args_is_help=True,
                            rich_markup_mode=None)
 app.add_typer(pipeline_app, name="pipeline")
+cache_app = typer.Typer(help="The per-user cache of compiled modules (never in the store).", no_args_is_help=True,
+                        rich_markup_mode=None)
+app.add_typer(cache_app, name="cache")
 
 
 def _show_version(value: bool) -> None:
@@ -194,5 +197,5 @@ def main_options(
     ctx.obj = Options(db=db, caller=caller, identity=identity)
 
 
-__all__ = ["INTERNAL_ERROR_EXIT", "GraphcopyGroup", "Options", "app", "db_app", "identity_app", "pipeline_app",
-           "report_internal_error", "snapshot_app", "version_text"]
+__all__ = ["INTERNAL_ERROR_EXIT", "GraphcopyGroup", "Options", "app", "cache_app", "db_app", "identity_app",
+           "pipeline_app", "report_internal_error", "snapshot_app", "version_text"]

@@ -14,7 +14,18 @@ from typing import Annotated
 
 import typer
 
-from cli import build, calls, canisters, db, identity, pipelines, rehearse, snapshots, upgrades  # noqa: F401  (registers)
+from cli import (  # noqa: F401  (registers)
+    build,
+    cache,
+    calls,
+    canisters,
+    db,
+    identity,
+    pipelines,
+    rehearse,
+    snapshots,
+    upgrades,
+)
 from cli.app import app
 from cli.common import JsonOpt, Options, errors, out, print_json
 
