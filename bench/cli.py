@@ -34,8 +34,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# The console script's body: what `graphcopy` runs, from whichever tree is on PYTHONPATH.
-LAUNCHER = "import sys; from cli.main import main; sys.exit(main())"
+# The console script's body: what `graphcopy` runs, from whichever tree is on PYTHONPATH (older
+# trees have no cli.entry: their script ran cli.main).
+LAUNCHER = ("import sys\ntry:\n    from cli.entry import main\nexcept ImportError:\n    from cli.main import main\n"
+            "sys.exit(main())")
 
 
 def summary(samples: list[float], floor: float | None) -> dict[str, object]:
