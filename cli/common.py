@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -75,24 +75,30 @@ class Invocation:
 
 INVOCATION = Invocation()
 
-class LazyConsole:
-    """A rich ``Console`` made on first use: importing rich costs a command that prints plain text
-    (:func:`print_line`) time it does not need."""
-
-    def __init__(self, **options: Any) -> None:
-        self._options = options
-        self._console: Console | None = None
-
-    def __getattr__(self, name: str) -> Any:
-        if self._console is None:
-            from rich.console import Console
-
-            self._console = Console(**self._options)
-        return getattr(self._console, name)
+# The consoles, `out` (stdout) and `err` (stderr), are made on first use (PEP 562): importing rich
+# costs a command that prints plain text (:func:`print_line`) time it does not need.
+_CONSOLES: dict[str, dict[str, Any]] = {"out": {"soft_wrap": True}, "err": {"stderr": True, "soft_wrap": True}}
+if TYPE_CHECKING:
+    out: Console
+    err: Console
 
 
-out = cast("Console", LazyConsole(soft_wrap=True))
-err = cast("Console", LazyConsole(stderr=True, soft_wrap=True))
+def __getattr__(name: str) -> Any:
+    options = _CONSOLES.get(name)
+    if options is None:
+        raise AttributeError(f"module 'cli.common' has no attribute {name!r}")
+    from rich.console import Console
+
+    console = globals()[name] = Console(**options)
+    return console
+
+
+def console(name: str) -> Console:
+    """``out`` or ``err``, made now if nothing has used it yet."""
+    found = globals().get(name)
+    return found if found is not None else __getattr__(name)
+
+
 T = TypeVar("T")
 
 
@@ -123,7 +129,7 @@ BLOCKED_TRAP = "Messages are blocked during stabilization"
 
 def fail_line(message: str, code: int, extra: dict[str, Any] | None = None) -> None:
     """Report an error: one line on stderr and, under ``--json``, ``{"error", "code", ...extra}`` on stdout."""
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    console("err").print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     if INVOCATION.json:
         print_json({"error": message, "code": code, **(extra or {})})
 
@@ -206,9 +212,9 @@ def confirm(question: str, yes: bool) -> None:
 
 def with_spinner(text: str, quiet: bool, fn: Callable[[], T]) -> T:
     """Run ``fn`` under a spinner on stderr (only on a terminal, and not with --json)."""
-    if quiet or not sys.stderr.isatty() or not err.is_terminal:  # isatty first: rich only on a terminal
+    if quiet or not sys.stderr.isatty() or not console("err").is_terminal:  # isatty first: rich only on a terminal
         return fn()
-    with err.status(text):
+    with console("err").status(text):
         return fn()
 
 
@@ -246,7 +252,7 @@ def read_text_argument(path: str) -> str:
 def wide_output(wide: bool) -> bool:
     """Whether tables show identifiers whole: asked for (``--wide``), or stdout is not a terminal
     (a script or a file must never get a cut hash or principal)."""
-    return wide or not out.is_terminal
+    return wide or not console("out").is_terminal
 
 
 def short_hash(value: str | None, wide: bool, empty: str = "-") -> str:
@@ -261,6 +267,7 @@ def print_table(table: Any, wide: bool) -> None:
     if wide:
         from rich.console import Console
 
-        Console(file=out.file, width=100_000, force_terminal=True if out.is_terminal else None).print(table)
+        stdout = console("out")
+        Console(file=stdout.file, width=100_000, force_terminal=True if stdout.is_terminal else None).print(table)
     else:
-        out.print(table)
+        console("out").print(table)
