@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 
 import typer
 
@@ -25,6 +25,7 @@ from persist.errors import GraphcopyError, InvalidArgumentError
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.table import Table
 
 
 @dataclasses.dataclass
@@ -75,28 +76,41 @@ class Invocation:
 
 INVOCATION = Invocation()
 
-# The consoles, `out` (stdout) and `err` (stderr), are made on first use (PEP 562): importing rich
-# costs a command that prints plain text (:func:`print_line`) time it does not need.
-_CONSOLES: dict[str, dict[str, Any]] = {"out": {"soft_wrap": True}, "err": {"stderr": True, "soft_wrap": True}}
-if TYPE_CHECKING:
-    out: Console
-    err: Console
+class LazyConsole:
+    """A rich ``Console`` made on first use: importing rich costs a command that prints plain text
+    (:func:`print_line`), or only lists its commands (``--help``), time it does not need. Every
+    attribute is the console's; rich objects that keep a console (``Progress``) get
+    :func:`real_console`."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    @property
+    def real(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    def __enter__(self) -> Console:
+        return self.real.__enter__()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.real.__exit__(*exc)
 
 
-def __getattr__(name: str) -> Any:
-    options = _CONSOLES.get(name)
-    if options is None:
-        raise AttributeError(f"module 'cli.common' has no attribute {name!r}")
-    from rich.console import Console
-
-    console = globals()[name] = Console(**options)
-    return console
+out = cast("Console", LazyConsole(soft_wrap=True))
+err = cast("Console", LazyConsole(stderr=True, soft_wrap=True))
 
 
-def console(name: str) -> Console:
-    """``out`` or ``err``, made now if nothing has used it yet."""
-    found = globals().get(name)
-    return found if found is not None else __getattr__(name)
+def real_console(console: Any) -> Console:
+    """The rich ``Console`` behind ``out`` / ``err`` (or ``console`` itself), for rich objects that keep one."""
+    return console.real if isinstance(console, LazyConsole) else console
 
 
 T = TypeVar("T")
@@ -107,6 +121,13 @@ def escape(text: str) -> str:
     from rich.markup import escape as rich_escape
 
     return rich_escape(text)
+
+
+def new_table(*headers: str, **options: Any) -> Table:
+    """A rich ``Table`` (rich loads when a command has one to print)."""
+    from rich.table import Table
+
+    return Table(*headers, **options)
 
 
 def print_line(text: str, *, stderr: bool = False) -> None:
@@ -129,7 +150,7 @@ BLOCKED_TRAP = "Messages are blocked during stabilization"
 
 def fail_line(message: str, code: int, extra: dict[str, Any] | None = None) -> None:
     """Report an error: one line on stderr and, under ``--json``, ``{"error", "code", ...extra}`` on stdout."""
-    console("err").print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     if INVOCATION.json:
         print_json({"error": message, "code": code, **(extra or {})})
 
@@ -212,9 +233,9 @@ def confirm(question: str, yes: bool) -> None:
 
 def with_spinner(text: str, quiet: bool, fn: Callable[[], T]) -> T:
     """Run ``fn`` under a spinner on stderr (only on a terminal, and not with --json)."""
-    if quiet or not sys.stderr.isatty() or not console("err").is_terminal:  # isatty first: rich only on a terminal
+    if quiet or not sys.stderr.isatty() or not err.is_terminal:  # isatty first: rich only on a terminal
         return fn()
-    with console("err").status(text):
+    with err.status(text):
         return fn()
 
 
@@ -252,7 +273,7 @@ def read_text_argument(path: str) -> str:
 def wide_output(wide: bool) -> bool:
     """Whether tables show identifiers whole: asked for (``--wide``), or stdout is not a terminal
     (a script or a file must never get a cut hash or principal)."""
-    return wide or not console("out").is_terminal
+    return wide or not out.is_terminal
 
 
 def short_hash(value: str | None, wide: bool, empty: str = "-") -> str:
@@ -267,7 +288,6 @@ def print_table(table: Any, wide: bool) -> None:
     if wide:
         from rich.console import Console
 
-        stdout = console("out")
-        Console(file=stdout.file, width=100_000, force_terminal=True if stdout.is_terminal else None).print(table)
+        Console(file=out.file, width=100_000, force_terminal=True if out.is_terminal else None).print(table)
     else:
-        console("out").print(table)
+        out.print(table)
