@@ -15,7 +15,10 @@ the ``python -c pass`` median; ``cpu`` has the same for the process's user + sys
 checkout's code (``PYTHONPATH``), with this interpreter and its packages, to measure a before/after
 pair with the same script.
 
-Usage: python bench/cli.py [--repeat 15] [--source DIR] [--out FILE] [--quick]
+The source is byte-compiled first (``compileall``, as ``pip install`` does for an installed
+package), so the figures do not depend on ``PYTHONDONTWRITEBYTECODE``.
+
+Usage: python bench/cli.py [--repeat 15] [--source DIR] [--out FILE] [--note TEXT] [--no-compile] [--quick]
 """
 
 from __future__ import annotations
@@ -72,6 +75,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, help="also write the JSON here")
     ap.add_argument("--quick", action="store_true", help="3 rounds (a smoke run)")
     ap.add_argument("--note", help="a note kept in the JSON (e.g. which commit --source is)")
+    ap.add_argument("--no-compile", action="store_true",
+                    help="do not byte-compile the source first (an installed package is compiled by pip; a checkout "
+                         "run with PYTHONDONTWRITEBYTECODE=1 compiles every module on every start)")
     a = ap.parse_args()
     repeat = 3 if a.quick else a.repeat
     source = a.source.resolve()
@@ -94,6 +100,10 @@ def main() -> None:
             raise SystemExit(f"{argv[3:] or argv}: exit {res.returncode}: {res.stderr.decode()[-500:]}")
         return elapsed, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
 
+    if not a.no_compile:
+        packages = [str(source / p) for p in ("cli", "persist", "migrate", "toolchain", "migrations")
+                    if (source / p).is_dir()]
+        subprocess.run([sys.executable, "-m", "compileall", "-q", *packages], check=True, stdout=subprocess.DEVNULL)
     try:
         where = subprocess.run([sys.executable, "-c", "import cli, persist; print(cli.__file__)"], env=env, cwd=work,
                                capture_output=True, text=True, check=True).stdout.strip()
@@ -140,6 +150,7 @@ def main() -> None:
                     "load_after": [round(x, 2) for x in load_after]},
         "repeat": repeat,
         "launcher": f"python -c {LAUNCHER!r} (the console script's body)",
+        "bytecode": "as it was" if a.no_compile else "compiled first (python -m compileall), as pip install does",
         "commands": {name: summary(s, floor if name != "python -c pass" else None) for name, s in samples.items()},
         # user + system CPU of the process: less sensitive than wall time to other work on the machine
         "cpu": {name: summary(s, cpu_floor if name != "python -c pass" else None) for name, s in cpu.items()},
