@@ -26,10 +26,12 @@ class FastCoercion:
 
     def __init__(self, param: Any) -> None:
         self.param = param
-        annotation = param.type_descriptor.annotation
-        self.plain_str = annotation is str
+        descriptor = param.type_descriptor
+        annotation = descriptor.annotation
+        custom = getattr(descriptor.parameter_info, "parser", None) is not None  # a parser: always Typer's way
+        self.plain_str = annotation is str and not custom
         self.choices: tuple[Any, ...] = typing.get_args(annotation) if typing.get_origin(annotation) is \
-            typing.Literal else ()
+            typing.Literal and not custom else ()
         self.multi = bool(param.multiple or param.nargs == -1)
 
     def coerce(self, value: Any, param: Any, ctx: Any) -> Any:
