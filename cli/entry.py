@@ -26,6 +26,7 @@ COMMAND_MODULES = {
     "start": "cli.canisters", "delete": "cli.canisters", "tick": "cli.canisters",
     "rehearse": "cli.rehearse", "demo": "cli.main",
     "db": "cli.db", "snapshot": "cli.snapshots", "pipeline": "cli.pipelines", "cache": "cli.cache",
+    "identity": "cli.identity",
 }  # fmt: skip
 
 
