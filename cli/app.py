@@ -20,6 +20,7 @@ from typer.core import TyperGroup
 
 from cli.argv import normalize
 from cli.common import INVOCATION, Options, fail_line
+from cli.params import install_fast_coercion
 from persist.errors import GraphcopyError
 
 #: The exit code of an unexpected internal error (a bug): sysexits' EX_SOFTWARE.
@@ -70,7 +71,7 @@ def report_internal_error(exc: BaseException) -> int:
 # The order `graphcopy --help` lists the commands in: the daily ones first.
 COMMAND_ORDER = ("install", "deploy", "build", "call", "status", "list", "logs", "upgrade", "check", "rollback",
                  "snapshot", "stabilize-before-upgrade", "destabilize-after-upgrade", "pipeline", "stop", "start",
-                 "delete", "tick", "identity", "db", "demo")
+                 "delete", "tick", "identity", "db", "cache", "demo")
 
 
 class GraphcopyGroup(TyperGroup):
@@ -85,6 +86,7 @@ class GraphcopyGroup(TyperGroup):
              complete_var: str | None = None, standalone_mode: bool = True, windows_expand_args: bool = True,
              **extra: Any) -> Any:
         raw = list(sys.argv[1:] if args is None else args)
+        install_fast_coercion(self, HELP_NAMES)  # no Pydantic for plain values (cli/params.py)
         norm = normalize(self, raw)
         INVOCATION.json = norm.json
         try:
@@ -139,6 +141,7 @@ class GraphcopyGroup(TyperGroup):
         return cmd
 
 
+HELP_NAMES = ["-h", "--help"]
 HELP = ("Host Motoko/IC canisters with durable SQL state, and upgrade them without losing data.\n\n"
         "Global options (--db, --identity, --caller) and --json may stand before or after the command.")
 
@@ -150,7 +153,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    context_settings={"help_option_names": HELP_NAMES},
 )
 db_app = typer.Typer(help="graphcopy's own database schema (Alembic revisions).", no_args_is_help=True,
                      rich_markup_mode=None)
@@ -164,6 +167,9 @@ app.add_typer(identity_app, name="identity")
 pipeline_app = typer.Typer(help="Migration pipelines: upgrade many canisters with N workers.", no_args_is_help=True,
                            rich_markup_mode=None)
 app.add_typer(pipeline_app, name="pipeline")
+cache_app = typer.Typer(help="The per-user cache of compiled modules (never in the store).", no_args_is_help=True,
+                        rich_markup_mode=None)
+app.add_typer(cache_app, name="cache")
 
 
 def _show_version(value: bool) -> None:
@@ -194,5 +200,5 @@ def main_options(
     ctx.obj = Options(db=db, caller=caller, identity=identity)
 
 
-__all__ = ["INTERNAL_ERROR_EXIT", "GraphcopyGroup", "Options", "app", "db_app", "identity_app", "pipeline_app",
-           "report_internal_error", "snapshot_app", "version_text"]
+__all__ = ["INTERNAL_ERROR_EXIT", "GraphcopyGroup", "Options", "app", "cache_app", "db_app", "identity_app",
+           "pipeline_app", "report_internal_error", "snapshot_app", "version_text"]

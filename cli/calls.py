@@ -13,12 +13,11 @@ from cli.app import app
 from cli.common import (
     BLOCKED_TRAP,
     JsonOpt,
-    err,
     errors,
     fail,
     opened,
-    out,
     print_json,
+    print_line,
     read_file,
     read_text_argument,
     with_spinner,
@@ -73,17 +72,16 @@ def _print_reply(reply: bytes, rets: Any, output: str, committed: bool) -> None:
     from persist.candid import format_args, format_args_idl, format_args_json
 
     if output in ("raw", "hex"):
-        out.print(reply.hex(), highlight=False)
+        print_line(reply.hex())
         return
     try:
         text = {"pp": format_args, "idl": format_args_idl, "json": format_args_json}[output](reply, rets)
     except CandidError as exc:
         done = "the update was committed" if committed else "the query changed nothing"
-        err.print(f"warning: the reply is not Candid ({exc}); printed as hex; {done}", highlight=False,
-                  markup=False)
-        out.print(reply.hex(), highlight=False)
+        print_line(f"warning: the reply is not Candid ({exc}); printed as hex; {done}", stderr=True)
+        print_line(reply.hex())
         return
-    out.print(text, highlight=False, soft_wrap=True, markup=False)
+    print_line(text)
 
 
 def _reply_json(reply: bytes, rets: Any) -> dict[str, Any]:
@@ -142,7 +140,7 @@ def call(
             print_json({"method": method, "kind": res.kind, **_reply_json(res.reply, rets), "logs": res.logs})
             return
         for line in res.logs:
-            err.print(f"{name}: {line}", highlight=False, markup=False)
+            print_line(f"{name}: {line}", stderr=True)
         _print_reply(res.reply, rets, output, committed=res.kind == "update")
 
 
@@ -259,6 +257,6 @@ def _emit(line: Any, as_json: bool) -> None:
 
         from cli.common import to_jsonable
 
-        out.print(json.dumps(to_jsonable(line), ensure_ascii=False), highlight=False, markup=False, soft_wrap=True)
+        print_line(json.dumps(to_jsonable(line), ensure_ascii=False))
     else:
-        out.print(log_line(line), highlight=False, markup=False, soft_wrap=True)
+        print_line(log_line(line))

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
 from cli.app import app
 from cli.calls import ArgOpt, ArgTypeOpt, ArgumentFileOpt, init_argument
@@ -18,7 +16,9 @@ from cli.common import (
     YesOpt,
     confirm,
     errors,
+    escape,
     human_bytes,
+    new_table,
     opened,
     out,
     print_json,
@@ -38,6 +38,9 @@ from cli.upgrades import (
     deploy_and_report,
     upgrade_mode_for,
 )
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 
 @app.command()
@@ -83,7 +86,7 @@ def status(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Caniste
         print_json({**to_jsonable(st), "applied_migrations": applied})
         return
     wide = wide_output(wide)
-    t = Table(show_header=False, box=None, pad_edge=False)
+    t = new_table(show_header=False, box=None, pad_edge=False)
     t.add_column(style="bold", no_wrap=True)
     t.add_column()
     t.add_row("name", st.name)
@@ -114,7 +117,7 @@ def status(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Caniste
         _migration_rows(t, st.name, st.migration, wide)
     print_table(t, wide)
     if st.migration and st.migration.get("history"):
-        m = Table(title="migration history", title_justify="left")
+        m = new_table(title="migration history", title_justify="left")
         for col in ("time", "phase", "detail"):
             m.add_column(col)
         for e in st.migration["history"]:
@@ -123,7 +126,7 @@ def status(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Caniste
                       escape(", ".join(f"{k}: {v}" for k, v in detail.items())))
         print_table(m, wide)
     if st.history:
-        h = Table(title="history", title_justify="left")
+        h = new_table(title="history", title_justify="left")
         for col in ("time", "event", "module", "detail"):
             h.add_column(col, no_wrap=col == "module")
         for e in st.history:
@@ -171,7 +174,7 @@ def list_(ctx: typer.Context, wide: WideOpt = False, as_json: JsonOpt = False) -
         return
     wide = wide_output(wide)
     names = {s.principal: s.name for s in rows}
-    t = Table()
+    t = new_table()
     for col in ("name", "principal", "status", "module", "heap", "stable", "parent"):
         t.add_column(col, no_wrap=col in ("name", "principal", "module", "parent"))
     for s in rows:
@@ -242,7 +245,7 @@ def tick(ctx: typer.Context, max_messages: Annotated[int | None, typer.Option(
         return
     out.print(f"{n} message(s) executed")
     if left:
-        t = Table(title="still queued", title_justify="left")
+        t = new_table(title="still queued", title_justify="left")
         for col in ("canister", "messages", "requests", "responses", "management", "timer due"):
             t.add_column(col)
         for e in left:

@@ -17,13 +17,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from persist.errors import GraphcopyError, InvalidArgumentError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
 
 
 @dataclasses.dataclass
@@ -74,9 +76,66 @@ class Invocation:
 
 INVOCATION = Invocation()
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+class LazyConsole:
+    """A rich ``Console`` made on first use: importing rich costs a command that prints plain text
+    (:func:`print_line`), or only lists its commands (``--help``), time it does not need. Every
+    attribute is the console's; rich objects that keep a console (``Progress``) get
+    :func:`real_console`."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    @property
+    def real(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    def __enter__(self) -> Console:
+        return self.real.__enter__()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.real.__exit__(*exc)
+
+
+out = cast("Console", LazyConsole(soft_wrap=True))
+err = cast("Console", LazyConsole(stderr=True, soft_wrap=True))
+
+
+def real_console(console: Any) -> Console:
+    """The rich ``Console`` behind ``out`` / ``err`` (or ``console`` itself), for rich objects that keep one."""
+    return console.real if isinstance(console, LazyConsole) else console
+
+
 T = TypeVar("T")
+
+
+def escape(text: str) -> str:
+    """``text`` with rich markup escaped (rich loads only when something is printed through it)."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
+def new_table(*headers: str, **options: Any) -> Table:
+    """A rich ``Table`` (rich loads when a command has one to print)."""
+    from rich.table import Table
+
+    return Table(*headers, **options)
+
+
+def print_line(text: str, *, stderr: bool = False) -> None:
+    """One line of plain text, as it is (no markup, highlighting, emoji codes or wrapping), on
+    stdout or stderr: replies and canister logs, where rich would only risk changing the text."""
+    stream = sys.stderr if stderr else sys.stdout
+    stream.write(text + "\n")
+    stream.flush()
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON (errors too).")]
 WideOpt = Annotated[bool, typer.Option("--wide", help="Show identifiers (hashes, principals) whole.")]
@@ -174,7 +233,7 @@ def confirm(question: str, yes: bool) -> None:
 
 def with_spinner(text: str, quiet: bool, fn: Callable[[], T]) -> T:
     """Run ``fn`` under a spinner on stderr (only on a terminal, and not with --json)."""
-    if quiet or not err.is_terminal:
+    if quiet or not sys.stderr.isatty() or not err.is_terminal:  # isatty first: rich only on a terminal
         return fn()
     with err.status(text):
         return fn()
@@ -227,6 +286,8 @@ def short_hash(value: str | None, wide: bool, empty: str = "-") -> str:
 def print_table(table: Any, wide: bool) -> None:
     """Print a rich table; when ``wide`` no column is squeezed to the terminal's width."""
     if wide:
+        from rich.console import Console
+
         Console(file=out.file, width=100_000, force_terminal=True if out.is_terminal else None).print(table)
     else:
         out.print(table)

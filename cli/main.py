@@ -14,9 +14,20 @@ from typing import Annotated
 
 import typer
 
-from cli import build, calls, canisters, db, identity, pipelines, rehearse, snapshots, upgrades  # noqa: F401  (registers)
+from cli import (  # noqa: F401  (registers)
+    build,
+    cache,
+    calls,
+    canisters,
+    db,
+    identity,
+    pipelines,
+    rehearse,
+    snapshots,
+    upgrades,
+)
 from cli.app import app
-from cli.common import JsonOpt, Options, errors, out, print_json
+from cli.common import JsonOpt, Options, errors, out, print_json, real_console
 
 
 @app.command()
@@ -30,7 +41,7 @@ def demo(
 
     opts: Options = ctx.obj
     with errors():
-        report = run_demo(opts.db, entries=entries, console=None if as_json else out)
+        report = run_demo(opts.db, entries=entries, console=None if as_json else real_console(out))
     if as_json:
         print_json(report)
 

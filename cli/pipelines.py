@@ -6,11 +6,23 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
 from cli.app import pipeline_app
-from cli.common import JsonOpt, WideOpt, err, errors, opened, out, print_json, print_table, when, wide_output
+from cli.common import (
+    JsonOpt,
+    WideOpt,
+    err,
+    errors,
+    escape,
+    new_table,
+    opened,
+    out,
+    print_json,
+    print_table,
+    real_console,
+    when,
+    wide_output,
+)
 
 
 def _event_line(e: dict[str, Any]) -> str:
@@ -49,7 +61,7 @@ def pipeline_run(
         # from the pace of the canisters finished so far.
         progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TaskProgressColumn(), TextColumn("ETA"), TimeRemainingColumn(), TimeElapsedColumn(),
-                            console=err, disable=not use_bar)
+                            console=real_console(err), disable=not use_bar)
         task = progress.add_task(pipeline.key, total=total)
 
         finished = [0]
@@ -99,7 +111,7 @@ def pipeline_status_cmd(
     if as_json:
         print_json({"pipeline": pipeline.key, "canisters": states})
         return
-    t = Table(title=f"pipeline {pipeline.key}")
+    t = new_table(title=f"pipeline {pipeline.key}")
     for col in ("canister", "state", "owner", "heartbeat", "attempts", "at target", "error"):
         t.add_column(col, no_wrap=col in ("canister", "owner"))
     for s in states:

@@ -27,6 +27,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from cli.common import real_console
+
 
 def _si(n: int) -> str:
     for unit, size in (("T", 10**12), ("G", 10**9), ("M", 10**6), ("k", 10**3)):
@@ -62,7 +64,7 @@ class MigrationProgress:
     """A context manager and ``on_progress`` callback rendering migration records on ``console``."""
 
     def __init__(self, console: Console, name: str, *, enabled: bool = True) -> None:
-        self.console = console
+        self.console = real_console(console)
         self.name = name
         self.enabled = enabled
         self.live = enabled and console.is_terminal
@@ -126,7 +128,7 @@ class TransferProgress:
     export: one bar per memory file with percentage, bytes, speed and time left, on a terminal."""
 
     def __init__(self, console: Console, *, enabled: bool = True) -> None:
-        self.console = console
+        self.console = real_console(console)
         self.enabled = enabled and console.is_terminal
         self.progress: Progress | None = None
         self.tasks: dict[str, TaskID] = {}

@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from cli.app import app
-from cli.common import JsonOpt, ScaleOpt, err, errors, fail, out, print_json, read_wasm
+from cli.common import JsonOpt, ScaleOpt, err, errors, escape, fail, out, print_json, read_wasm
 
 
 @app.command()

@@ -7,8 +7,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
 from cli.app import snapshot_app
 from cli.common import (
@@ -16,8 +14,10 @@ from cli.common import (
     WideOpt,
     err,
     errors,
+    escape,
     fail,
     human_bytes,
+    new_table,
     opened,
     out,
     print_json,
@@ -76,7 +76,7 @@ def snapshot_list(
         out.print(f"{name}: no snapshots", highlight=False)
         return
     wide = wide_output(wide)
-    t = Table("id", "taken", "label", "module", "version", "heap", "stable", "new bytes", "purpose")
+    t = new_table("id", "taken", "label", "module", "version", "heap", "stable", "new bytes", "purpose")
     t.columns[3].no_wrap = True
     for i in infos:
         purpose = i.purpose or ""

@@ -38,6 +38,8 @@ _EXPORTS = {
     "status": "persist.api",
     "stop": "persist.api",
     "Limits": "persist.host.limits",
+    "clear_module_cache": "persist.host.module_cache",
+    "module_cache_info": "persist.host.module_cache",
     "Store": "persist.session",
     "open_store": "persist.session",
 }

@@ -24,7 +24,9 @@ set (a skip in CI would hide a broken setup).
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -39,6 +41,13 @@ import sqlalchemy as sa
 # variables), so they act as the same identity as the test process.
 os.environ.pop("GRAPHCOPY_CONFIG_DIR", None)
 os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="graphcopy-test-config-")
+
+# Compiled modules (``persist.host.module_cache``) are cached under XDG_CACHE_HOME, here a directory of
+# the test session (inherited by subprocesses that drop GRAPHCOPY_* variables), never the user's own.
+os.environ.pop("GRAPHCOPY_CACHE_DIR", None)
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="graphcopy-test-cache-")
+_CACHE_OWNER = os.getpid()  # a forked child leaving must not remove it under the suite
+atexit.register(lambda d=os.environ["XDG_CACHE_HOME"]: os.getpid() == _CACHE_OWNER and shutil.rmtree(d, True))
 
 PG_ENV = "GRAPHCOPY_TEST_PG_URL"
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
+from persist.candid.wire import EMPTY_ARGS
 from persist.errors import (
     CanisterRejectError,
     CanisterStateError,
@@ -25,9 +26,6 @@ from persist.errors import (
 )
 from persist.execution import instances, messages, scheduler
 from persist.execution.clock import now_ns
-from persist.execution.installer import EMPTY_ARGS
-from persist.execution.management import dispatch
-from persist.execution.management.interface import management_interface
 from persist.execution.rejects import Response, check_ingress_size
 from persist.host.live import LiveCanister
 from persist.host.module import ModuleInfo, parse_module
@@ -86,6 +84,8 @@ def interface(store: Store, name: str, *, did: str | None = None) -> ServiceInte
 
         return parse_service(did)
     if is_management(name):
+        from persist.execution.management.interface import management_interface
+
         return management_interface()
     with db.read_transaction(store.engine) as conn:
         row = canister_row(conn, name)
@@ -125,6 +125,10 @@ def method_kind(store: Store, name: str, method: str) -> str:
     """"update" or "query", as the canister's module exports ``method`` (or as the management
     canister's interface declares it)."""
     if is_management(name):
+        # the management canister's modules load only when it is called (not on every call's path)
+        from persist.execution.management import dispatch
+        from persist.execution.management.interface import management_interface
+
         if method not in management_interface().methods:
             raise MethodNotFoundError(f"the management canister has no method {method!r} (it has: "
                                       f"{', '.join(sorted(management_interface().methods))})")
@@ -208,6 +212,8 @@ def _call_management(store: Store, method: str, arg: bytes, wanted: str | None,
     kind = method_kind(store, MANAGEMENT, method)
     _check_kind(MANAGEMENT, method, kind, wanted)
     since = scheduler.newest_message_id(store)
+    from persist.execution.management import dispatch
+
     response, ingress_id = dispatch.call_from_user(store, method, arg, store.identity, query=kind == "query")
     focus: list[int] = []
     if ingress_id is not None:

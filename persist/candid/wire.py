@@ -16,3 +16,5 @@ PRIM_BY_OPCODE = {code: name for name, code in OPCODES.items()}
 OP_OPT, OP_VEC, OP_RECORD, OP_VARIANT, OP_FUNC, OP_SERVICE = -18, -19, -20, -21, -22, -23
 MODE_CODES = {"query": 1, "oneway": 2, "composite_query": 3}
 MODE_NAMES = {code: name for name, code in MODE_CODES.items()}
+#: The empty Candid argument list, ``()``.
+EMPTY_ARGS = b"DIDL\x00\x00"

@@ -31,6 +31,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from persist.candid.wire import EMPTY_ARGS
 from persist.errors import CanisterTrapError, UpgradeOptionError
 from persist.execution.clock import message_time, now_ns
 from persist.execution.commit import ctx_logs, finish_commit, write_state
@@ -64,8 +65,6 @@ MISSING_OPTION = ("Missing upgrade option: Enhanced orthogonal persistence requi
 INVALID_KEEP = ("Invalid upgrade option: The `wasm_memory_persistence: opt Keep` upgrade option requires that the "
                 "new canister module supports enhanced orthogonal persistence.")
 PERSISTENCE_OPTIONS = ("keep", "replace")
-#: The empty Candid argument list, ``()``.
-EMPTY_ARGS = b"DIDL\x00\x00"
 
 OnCommit = Callable[[sa.Connection], None]
 

@@ -25,7 +25,6 @@ from typing import Any
 import sqlalchemy as sa
 
 from persist.execution.clock import now_ns
-from persist.execution.management import dispatch
 from persist.execution.messages import execute_request, execute_response, execute_timer
 from persist.execution.routing import MANAGEMENT_MESSAGE
 from persist.session import Store
@@ -117,10 +116,17 @@ class _Turn:
         self.newest = max([self.newest, after, *(int(r.id) for r in rows)])
 
 
+def _execute_management(store: Store, row: sa.Row[Any]) -> None:
+    # imported here: the management canister's modules load only in a process that has such a message
+    from persist.execution.management import dispatch
+
+    dispatch.execute(store, row)
+
+
 _STEPS: dict[str, Callable[[Store, sa.Row[Any]], None]] = {
     "request": execute_request,
     "response": execute_response,
-    MANAGEMENT_MESSAGE: dispatch.execute,
+    MANAGEMENT_MESSAGE: _execute_management,
 }
 
 

@@ -59,7 +59,9 @@ def check_sqlite_file(path: str, where: str) -> None:
     page_size = 65536 if page_size == 1 else page_size
     pages = int.from_bytes(header[28:32], "big")
     # The page count in the header is valid when its "version-valid-for" equals the change counter.
-    if header[92:96] == header[24:28] and page_size and pages and size < pages * page_size:
+    # A checkpoint killed half-way leaves the new header written and the file not yet extended, while
+    # the write-ahead log still holds every page: with a non-empty -wal file the file is not truncated.
+    if header[92:96] == header[24:28] and page_size and pages and size < pages * page_size and not _has_wal(path):
         raise StoreError(f"SQLite database {where} is truncated: its header says {pages} pages of {page_size} bytes "
                          f"({pages * page_size:,} bytes), the file has {size:,}; restore it from a backup "
                          "(graphcopy did not write to it)")
@@ -114,6 +116,13 @@ def _refuse_foreign(tables: set[str], owned: bool, revisions: list[str], known: 
     raise StoreError(f"database {where} is not a graphcopy store: it holds {what}; graphcopy creates its schema "
                      "only in a new or empty database (a new SQLite file, or `createdb graphcopy`), and left "
                      "this one unchanged")
+
+
+def _has_wal(path: str) -> bool:
+    try:
+        return os.path.getsize(path + "-wal") > 0
+    except OSError:
+        return False
 
 
 def sqlite_file_of(u: sa.URL) -> str | None:
