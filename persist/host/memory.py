@@ -18,9 +18,8 @@ from __future__ import annotations
 import ctypes
 import weakref
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import wasmtime
 
 from persist.host.dirty.select import DirtyTracker, new_tracker
@@ -28,6 +27,9 @@ from persist.host.module import MemoryInfo
 from persist.host.page_images import ZERO, PageImages, default_capacity
 from persist.host.stable_helper import FAIL_MESSAGES
 from persist.host.traps import HostTrap
+
+if TYPE_CHECKING:  # numpy loads on first use: a query on a canister without stable memory never needs it
+    import numpy as np
 
 __all__ = [
     "LOAD_GROUP_PAGES",
@@ -57,6 +59,7 @@ class StaleSourceError(Exception):
 
 
 def _byte_map(store: wasmtime.Store, memory: wasmtime.Memory, n: int) -> np.ndarray:
+    import numpy as np
     if n == 0:
         return np.zeros(0, dtype=np.uint8)
     base = ctypes.addressof(memory.data_ptr(store).contents)
@@ -118,6 +121,7 @@ class Heap:
 
     def array(self) -> np.ndarray:
         """The heap as a numpy byte array (no copy; valid until the heap grows)."""
+        import numpy as np
         base, length = self.span()
         if length == 0:
             return np.zeros(0, dtype=np.uint8)
@@ -357,6 +361,7 @@ class StableMemory:
     def _mark_loaded_initially(self, stable_pages: int, stored: Iterable[int] | None) -> None:
         if stable_pages == 0:
             return
+        import numpy as np
         loaded = _byte_map(self.store, self.loaded, stable_pages)
         if stored is None:
             loaded[:] = 0  # unknown: load everything on first access
@@ -403,6 +408,7 @@ class StableMemory:
         size = self.pages
         if size == 0:
             return []
+        import numpy as np
         return [int(p) for p in np.nonzero(_byte_map(self.store, self.dirty, size))[0]]
 
     def page_bytes(self, pages: Iterable[int]) -> Iterator[tuple[int, bytes]]:
@@ -425,6 +431,7 @@ class StableMemory:
         size = self.pages
         if not size:
             return
+        import numpy as np
         dirty = _byte_map(self.store, self.dirty, size)
         loaded = _byte_map(self.store, self.loaded, size)
         base = self.base()
