@@ -120,15 +120,20 @@ def bench_counter(store: Store, n: int) -> dict[str, object]:
     }
 
 
+def install_filled(store: Store, name: str, bench_wasm: bytes, mib: int) -> float:
+    """Install the bench canister as ``name`` and grow its heap to ``mib`` MiB; the seconds the fill took."""
+    api.install(store, name, bench_wasm)
+    t0 = time.perf_counter()
+    api.call(store, name, "fill_heap", i64(mib * MIB // 65536))
+    return time.perf_counter() - t0
+
+
 def bench_heap_sizes(store: Store, heaps_mib: list[int], n: int, bench_wasm: bytes) -> list[dict[str, object]]:
     out: list[dict[str, object]] = []
     base = 0.0
     for mib in heaps_mib:
         name = f"bench-heap-{mib}"
-        api.install(store, name, bench_wasm)
-        t0 = time.perf_counter()
-        api.call(store, name, "fill_heap", i64(mib * MIB // 65536))
-        fill = time.perf_counter() - t0
+        fill = install_filled(store, name, bench_wasm, mib)
 
         def touch(nm: str = name) -> None:
             api.call(store, nm, "touch", b"")
@@ -328,10 +333,7 @@ def bench_latency_by_heap(store: Store, bench_wasm: bytes, heaps_mib: list[int],
     out: list[dict[str, object]] = []
     for mib in heaps_mib:
         name = f"bench-lat-{mib}"
-        api.install(store, name, bench_wasm)
-        t0 = time.perf_counter()
-        api.call(store, name, "fill_heap", i64(mib * MIB // 65536))
-        fill = time.perf_counter() - t0
+        fill = install_filled(store, name, bench_wasm, mib)
         upd: dict[str, list[float]] = {m: [] for m in mechs}
         qry: dict[str, list[float]] = {m: [] for m in mechs}
         round_medians: dict[str, dict[str, list[float]]] = {m: {"update": [], "query": []} for m in mechs}
@@ -419,8 +421,7 @@ def bench_open_rss(url: str, bench_wasm: bytes, mib: int, repeat: int) -> dict[s
     """Peak RSS of fresh processes opening a ``mib`` MiB heap, per mechanism (alternating)."""
     name = f"bench-rss-{mib}"
     with open_store(url) as store:
-        api.install(store, name, bench_wasm)
-        api.call(store, name, "fill_heap", i64(mib * MIB // 65536))
+        install_filled(store, name, bench_wasm, mib)
     mechs = mechanisms()
     runs: dict[str, list[dict[str, float]]] = {m: [] for m in mechs}
     for r in range(repeat):
