@@ -15,7 +15,7 @@ from persist.host.live import LiveCanister
 from persist.host.memory import PAGE
 from persist.host.system_api.context import MessageContext
 from persist.session import CachedCanister, Store
-from persist.store import pages, schema
+from persist.store import locks, pages, schema
 from persist.store.canisters import StaleStateError
 
 __all__ = ["INCREMENT_METHODS", "Commit", "Guard", "ctx_logs", "finish_commit", "known_row_guard", "migration_progress",
@@ -180,7 +180,7 @@ def _build_known_guard(with_owner: bool) -> sa.ColumnElement[bool]:
         due.c.timer_ns > 0, due.c.timer_ns <= sa.bindparam("known_now", type_=sa.BigInteger),
         due.c.status == "running", due.c.module_hash.is_not(None)).exists()
     pl = schema.pipeline_locks.c
-    claim = [pl.canister == sa.bindparam("known_name", type_=sa.Text), pl.state == "running"]  # locks.RUNNING
+    claim = [pl.canister == sa.bindparam("known_name", type_=sa.Text), pl.state == locks.RUNNING]
     if with_owner:
         claim.append(pl.owner.is_distinct_from(sa.bindparam("known_owner", type_=sa.Text)))
     return sa.and_(*same, ~sa.select(schema.messages.c.id).exists(), no_due_timer,
