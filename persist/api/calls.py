@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -144,6 +144,10 @@ def _strip_help(trap: str) -> str:
     return head if sep and ("See documentation:" in tail or "forum.dfinity.org" in tail) else trap
 
 
+def _trapped(name: str, method: str, trap: str) -> CanisterTrapError:
+    return CanisterTrapError(f"{name}.{method} trapped: {trap}", canister=name, method=method, trap=trap)
+
+
 def _raise_for(name: str, method: str, response: Response | None, principal: str) -> bytes:
     if response is None:
         raise CanisterRejectError(REJECT_CANISTER_ERROR, f"Canister {principal} did not reply to the call")
@@ -152,8 +156,7 @@ def _raise_for(name: str, method: str, response: Response | None, principal: str
         return data
     match = _TRAP_REJECT.match(text) if code == REJECT_CANISTER_ERROR else None
     if match is not None:
-        trap = _strip_help(match["trap"])
-        raise CanisterTrapError(f"{name}.{method} trapped: {trap}", canister=name, method=method, trap=trap)
+        raise _trapped(name, method, _strip_help(match["trap"]))
     raise CanisterRejectError(code, text)
 
 
@@ -251,17 +254,28 @@ def _call_known(store: Store, name: str, method: str, arg: bytes, wanted: str | 
     ran = messages.execute_known_ingress(store, row, method, arg, store.identity)
     if ran is None:
         return None
+    # Nothing was queued when it committed (the guard), so what is queued now is its doing (``since`` 0).
+    return _answer_update(store, name, method, row, live, ran, 0, on_message, nothing_else_queued=True)
+
+
+def _answer_update(store: Store, name: str, method: str, row: sa.Row[Any], live: LiveCanister,
+                   ran: messages.Ran, since: int,
+                   on_message: Callable[[int], None] | None, *, nothing_else_queued: bool) -> CallResult:
+    """The result of an ingress update ``messages.execute_ingress`` (or ``execute_known_ingress``) ran:
+    its trap, or its reply once the queue has answered it (if it awaited calls), after what it set
+    going (messages after ``since``) ran on within the background budget. ``nothing_else_queued``:
+    nothing was queued when it committed, so when it set nothing going there is nothing to run."""
     response, ingress_id, ctx, trap = ran
     logs = [text for _, text in ctx.logs]
     if trap is not None:
-        raise CanisterTrapError(f"{name}.{method} trapped: {trap}", canister=name, method=method, trap=trap)
-    # Nothing was queued when it committed (the guard), so what is queued now is its doing (``since`` 0).
+        raise _trapped(name, method, trap)
     if ingress_id is not None:
-        response, more = _await_ingress(store, ingress_id, row.id, 0, on_message, f"{name}.{method}")
+        # The method awaits calls: run the queue until its call context answers the ingress.
+        response, more = _await_ingress(store, ingress_id, row.id, since, on_message, f"{name}.{method}")
         logs += more
-    if ingress_id is not None or ctx.calls or 0 < live.timer_ns <= now_ns():
-        # What it set going (calls, one-way ones too; a timer it set that is due) runs on, as on the general path.
-        _run_on(store, [row.id], 0, on_message)
+    if not nothing_else_queued or ingress_id is not None or ctx.calls or 0 < live.timer_ns <= now_ns():
+        # What it set going (calls, one-way ones too; a timer it set that is due) runs on.
+        _run_on(store, [row.id], since, on_message)
     reply = _raise_for(name, method, response, row.principal)
     return CallResult(method=method, kind="update", reply=reply, logs=logs)
 
@@ -307,8 +321,7 @@ def call(store: Store, name: str, method: str, arg: bytes = EMPTY_ARGS, *, kind:
         res = messages.run_query(store, row, method, arg, store.identity.raw)
         logs = [text for _, text in res.ctx.logs]
         if res.trap is not None:
-            raise CanisterTrapError(f"{name}.{method} trapped: {res.trap}", canister=name, method=method,
-                                    trap=res.trap)
+            raise _trapped(name, method, res.trap)
         reply = _raise_for(name, method, res.ctx.response, row.principal)
         return CallResult(method=method, kind=kind, reply=reply, logs=logs, instructions=res.instructions)
 
@@ -327,14 +340,5 @@ def call(store: Store, name: str, method: str, arg: bytes = EMPTY_ARGS, *, kind:
     if refused is not None:
         raise CanisterRejectError(REJECT_CANISTER_REJECT, refused)
     since = scheduler.newest_message_id(store)
-    response, ingress_id, ctx, trap = messages.execute_ingress(store, row, method, arg, store.identity)
-    logs = [text for _, text in ctx.logs]
-    if trap is not None:
-        raise CanisterTrapError(f"{name}.{method} trapped: {trap}", canister=name, method=method, trap=trap)
-    if ingress_id is not None:
-        # The method awaits calls: run the queue until its call context answers the ingress.
-        response, more = _await_ingress(store, ingress_id, row.id, since, on_message, f"{name}.{method}")
-        logs += more
-    _run_on(store, [row.id], since, on_message)
-    reply = _raise_for(name, method, response, row.principal)
-    return CallResult(method=method, kind=kind, reply=reply, logs=logs, instructions=0)
+    ran = messages.execute_ingress(store, row, method, arg, store.identity)
+    return _answer_update(store, name, method, row, live, ran, since, on_message, nothing_else_queued=False)
