@@ -53,7 +53,7 @@ from persist.session import Store
 from persist.store import db, events, schema
 from persist.store.canisters import StaleStateError, canister_row_by_id
 
-__all__ = ["execute_ingress", "execute_known_ingress", "execute_request", "execute_response", "execute_timer",
+__all__ = ["Ran", "execute_ingress", "execute_known_ingress", "execute_request", "execute_response", "execute_timer",
            "inspect_ingress", "run_query"]
 
 MANAGEMENT = Principal.management_canister().to_text()
@@ -200,52 +200,52 @@ def inspect_ingress(store: Store, row: sa.Row[Any], method: str, arg: bytes, cal
     return None
 
 
-def execute_ingress(store: Store, row: sa.Row[Any], method: str, arg: bytes,
-                    caller: Principal) -> tuple[Response | None, int | None, MessageContext, str | None]:
+#: What an ingress update that ran gives back: (response, ingress id, context, trap).
+Ran = tuple[Response | None, int | None, MessageContext, str | None]
+
+
+def execute_ingress(store: Store, row: sa.Row[Any], method: str, arg: bytes, caller: Principal) -> Ran:
     """Run an ingress update call at once. Returns (response, ingress id, context, trap):
     a response if it answered; otherwise the id of the ingress record its callbacks will answer."""
-    live = live_canister(store, row)
-    ctx = message_context(row, UPDATE, caller=caller.raw, arg=arg, time_ns=message_time(row), can_respond=True,
-                          method=method)
-    result = live.run(ctx, store.limits.update_instructions, f"canister_update {method}")
-    if result.trap is not None:
-        undo(store, row.id, live)
-        with db.transaction(store.engine) as conn:
-            events.append_logs(conn, row.id, ctx_logs(ctx, result.trap), capacity=store.limits.log_memory_limit)
-        return None, None, ctx, result.trap
-    origin = {"direct": {"method": method, "caller": caller.to_text()}}
-    outcome = _commit_update(store, row, live, ctx, origin, message_id=None)
-    if isinstance(outcome, int):
-        return None, outcome, ctx, None
-    return outcome, None, ctx, None
+    ran = _execute_ingress(store, row, method, arg, caller, known=False)
+    assert ran is not None  # only a guarded (known) run gives up
+    return ran
 
 
 def execute_known_ingress(store: Store, row: sa.Row[Any], method: str, arg: bytes, caller: Principal
-                          ) -> tuple[Response | None, int | None, MessageContext, str | None] | None:
+                          ) -> Ran | None:
     """:func:`execute_ingress` on the canister as this process last committed it (``row``, cached),
     reading nothing first: the commit (or, for a trap, the log write) is guarded by
     :func:`~persist.execution.commit.known_row_guard` (the row unchanged, nothing queued, no
     pipeline claim). Returns what :func:`execute_ingress` returns; None when the guard failed and
     the message was undone: the caller then runs it on the path that reads and checks everything."""
+    return _execute_ingress(store, row, method, arg, caller, known=True)
+
+
+def _execute_ingress(store: Store, row: sa.Row[Any], method: str, arg: bytes, caller: Principal, *,
+                     known: bool) -> Ran | None:
     live = live_canister(store, row)
     ctx = message_context(row, UPDATE, caller=caller.raw, arg=arg, time_ns=message_time(row), can_respond=True,
                           method=method)
     result = live.run(ctx, store.limits.update_instructions, f"canister_update {method}")
-    guard = known_row_guard(row, store.lock_owner)
+    guard = known_row_guard(row, store.lock_owner) if known else None
     if result.trap is not None:
         undo(store, row.id, live)
-        c = schema.canisters.c
         with db.transaction(store.engine) as conn:
-            current = conn.execute(sa.select(c.id).where(c.id == row.id, c.version == row.version, guard[0]),
-                                   guard[1]).first()
-            if current is None:
-                return None
+            if guard is not None:
+                c = schema.canisters.c
+                current = conn.execute(sa.select(c.id).where(c.id == row.id, c.version == row.version, guard[0]),
+                                       guard[1]).first()
+                if current is None:
+                    return None
             events.append_logs(conn, row.id, ctx_logs(ctx, result.trap), capacity=store.limits.log_memory_limit)
         return None, None, ctx, result.trap
     origin = {"direct": {"method": method, "caller": caller.to_text()}}
     try:
         outcome = _commit_update(store, row, live, ctx, origin, message_id=None, guard=guard)
     except StaleStateError:
+        if guard is None:
+            raise
         return None  # undone by _commit_update
     if isinstance(outcome, int):
         return None, outcome, ctx, None
