@@ -22,6 +22,7 @@ from cli.argv import normalize
 from cli.common import INVOCATION, Options, fail_line
 from cli.params import install_fast_coercion
 from persist.errors import GraphcopyError
+from persist.interrupts import deferred
 
 #: The exit code of an unexpected internal error (a bug): sysexits' EX_SOFTWARE.
 INTERNAL_ERROR_EXIT = 70
@@ -68,6 +69,12 @@ def report_internal_error(exc: BaseException) -> int:
     return INTERNAL_ERROR_EXIT
 
 
+def _stopping_notice() -> None:
+    """What the first Ctrl-C says: the message under way finishes (or is undone) first."""
+    sys.stderr.write("\nstopping after the current message; press Ctrl-C again to stop at once\n")
+    sys.stderr.flush()
+
+
 # The order `graphcopy --help` lists the commands in: the daily ones first.
 COMMAND_ORDER = ("install", "deploy", "build", "call", "status", "list", "logs", "upgrade", "check", "rollback",
                  "snapshot", "stabilize-before-upgrade", "destabilize-after-upgrade", "pipeline", "stop", "start",
@@ -90,8 +97,10 @@ class GraphcopyGroup(TyperGroup):
         norm = normalize(self, raw)
         INVOCATION.json = norm.json
         try:
-            rv = super().main(norm.args, prog_name or "graphcopy", complete_var, standalone_mode=False,
-                              windows_expand_args=windows_expand_args, **extra)
+            # Ctrl-C stops the command between two messages, not inside one (persist.interrupts).
+            with deferred(notice=_stopping_notice):
+                rv = super().main(norm.args, prog_name or "graphcopy", complete_var, standalone_mode=False,
+                                  windows_expand_args=windows_expand_args, **extra)
         except typer.TyperException as exc:  # Click's usage errors (UsageError, BadParameter, NoSuchOption...)
             if type(exc).__name__ == "NoArgsIsHelpError":
                 typer.echo(exc.format_message())

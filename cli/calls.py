@@ -241,9 +241,12 @@ def logs(
         for line in lines:
             _emit(line, as_json)
             last = int(line.seq)
+        from persist.interrupts import immediate
+
         try:
             while follow:
-                time.sleep(interval)
+                with immediate():  # Ctrl-C ends --follow at once while it waits (persist.interrupts)
+                    time.sleep(interval)
                 for line in api.logs(store, name, after_seq=last):
                     _emit(line, as_json)
                     last = int(line.seq)

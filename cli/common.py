@@ -224,7 +224,11 @@ def confirm(question: str, yes: bool) -> None:
     if yes:
         return
     if sys.stdin.isatty():
-        if typer.confirm(question, default=False, err=True):
+        from persist.interrupts import immediate
+
+        with immediate():  # Ctrl-C at the question ends the command at once
+            answer = typer.confirm(question, default=False, err=True)
+        if answer:
             return
         raise fail("cancelled; nothing was changed", 1)
     raise InvalidArgumentError(f"not confirmed: {question.split('?')[0].lower()}? asks for confirmation; "

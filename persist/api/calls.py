@@ -30,6 +30,7 @@ from persist.execution.rejects import Response, check_ingress_size
 from persist.host.live import LiveCanister
 from persist.host.module import ModuleInfo, parse_module
 from persist.host.system_api.context import REJECT_CANISTER_ERROR, REJECT_CANISTER_REJECT
+from persist.interrupts import checkpoint
 from persist.principal import Principal
 from persist.session import Store
 from persist.store import db, events, locks, schema
@@ -294,6 +295,7 @@ def call(store: Store, name: str, method: str, arg: bytes = EMPTY_ARGS, *, kind:
     it set going runs on within the background budget; ``on_message`` is called after each of them
     (see ``execution.scheduler.run_pending``). ``name`` ``aaaaa-aa`` calls the management canister.
     """
+    checkpoint()  # a loop of calls stops between two of them on a deferred Ctrl-C
     wanted = kind
     check_ingress_size(store.limits.max_ingress_bytes, name, method, arg)
     if is_management(name):

@@ -34,6 +34,7 @@ from persist.execution import instances, scheduler
 from persist.host.globals import decode_globals, encode_globals
 from persist.host.memory import PAGE
 from persist.host.module import ModuleInfo, parse_module
+from persist.interrupts import checkpoint
 from persist.principal import Principal
 from persist.session import Store
 from persist.snapshot_dir.format import HEAP_FILE, METADATA_FILE, STABLE_FILE, SnapshotMetadata
@@ -95,16 +96,19 @@ class ExportResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def _reporter(on_progress: ProgressFn | None, file: str, total: int) -> Callable[[int], None] | None:
-    if on_progress is None:
-        return None
+def _reporter(on_progress: ProgressFn | None, file: str, total: int) -> Callable[[int], None]:
+    """What a memory file's reader or writer calls per block: the progress report, and a place a
+    deferred Ctrl-C stops the transfer at (its transaction, or the unfinished directory, is undone)."""
     done = 0
-    on_progress(file, 0, total)
+    if on_progress is not None:
+        on_progress(file, 0, total)
 
     def report(n: int) -> None:
         nonlocal done
+        checkpoint()
         done += n
-        on_progress(file, done, total)
+        if on_progress is not None:
+            on_progress(file, done, total)
 
     return report
 

@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from persist.execution.clock import now_ns
 from persist.execution.messages import execute_request, execute_response, execute_timer
 from persist.execution.routing import MANAGEMENT_MESSAGE
+from persist.interrupts import checkpoint
 from persist.session import Store
 from persist.store import db, schema
 from persist.store.canisters import StaleStateError
@@ -58,6 +59,7 @@ def run_pending(store: Store, *, focus: Iterable[int] | None = None, since: int 
                 turn.adopt(conn, since)
     done = 0
     while done < limit:
+        checkpoint()  # between two messages: where a deferred Ctrl-C stops the work (persist.interrupts)
         if until is not None and until():
             break
         work = _next_work(store, turn)
