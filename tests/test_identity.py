@@ -142,6 +142,35 @@ def test_the_directory_is_laid_out_like_dfx_and_default_is_made_on_first_need(ow
     assert held_identity(Principal.self_authenticating(b"nobody")) is None
 
 
+def test_the_principal_is_cached_beside_the_key_for_that_key_only(own_config: Path) -> None:
+    """Every command needs the principal of the identity in use; deriving it imports `cryptography`.
+    It is kept in principal.json under the PEM's SHA-256: a command with the cache does not import
+    `cryptography`, and a key that changes (or a cache that lies) is parsed again."""
+    import subprocess
+    import sys
+
+    alice = new_identity("alice")
+    cache = own_config / "identity" / "alice" / "principal.json"
+    doc = json.loads(cache.read_text())
+    assert doc["principal"] == alice.principal.to_text() and doc["key_type"] == "ed25519"
+    probe = ("import sys; from persist.identity import load_identity; p = load_identity('alice').principal; "
+             "print(p.to_text(), 'cryptography' in sys.modules)")
+    env = {"GRAPHCOPY_CONFIG_DIR": str(own_config), "PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == [alice.principal.to_text(), "False"]
+
+    other = generate_ed25519_pem()  # a new key under the same name: the old cache no longer matches
+    (own_config / "identity" / "alice" / "identity.pem").write_bytes(other)
+    assert load_identity("alice").principal == principal_of_pem(other) != alice.principal
+    assert json.loads(cache.read_text())["principal"] == principal_of_pem(other).to_text()
+
+    forged = {**json.loads(cache.read_text()), "pem_sha256": "00" * 32, "principal": "aaaaa-aa"}
+    cache.write_text(json.dumps(forged))
+    assert load_identity("alice").principal == principal_of_pem(other)
+    cache.write_text("not json")
+    assert load_identity("alice").principal == principal_of_pem(other)
+
+
 def test_identity_rules() -> None:
     new_identity("bob")
     with pytest.raises(IdentityError, match="exists already"):

@@ -9,7 +9,14 @@
 
 The package imports no store and nothing that runs canisters: an identity belongs to a user, not to
 a store (adopting a store's canisters is ``persist.api.adopt``).
+
+The names of ``keys`` load on first use (PEP 562): it imports ``cryptography``, which a command
+that only needs the principal of the identity in use (cached beside its key) does not.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from persist.identity.identities import (
     ANONYMOUS,
@@ -27,8 +34,12 @@ from persist.identity.identities import (
     selected_name,
     use_identity,
 )
-from persist.identity.keys import IdentityKeyError, generate_ed25519_pem, principal_of_pem
 from persist.identity.principals import check_ingress_sender, ingress_sender_problem, parse_sender
+
+if TYPE_CHECKING:
+    from persist.identity.keys import IdentityKeyError, generate_ed25519_pem, principal_of_pem
+
+_FROM_KEYS = ("IdentityKeyError", "generate_ed25519_pem", "principal_of_pem")
 
 __all__ = [
     "ANONYMOUS",
@@ -52,3 +63,11 @@ __all__ = [
     "selected_name",
     "use_identity",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FROM_KEYS:
+        from persist.identity import keys
+
+        return getattr(keys, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

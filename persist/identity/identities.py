@@ -15,6 +15,7 @@ only an identity whose key the user holds acts as a controller (``persist.sessio
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -23,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from persist.errors import GraphcopyError, InvalidArgumentError
-from persist.identity.keys import generate_ed25519_pem, key_type_of_pem, principal_of_pem
 from persist.principal import Principal
 
 __all__ = [
@@ -47,6 +47,10 @@ __all__ = [
 ANONYMOUS = "anonymous"
 DEFAULT = "default"
 PEM_FILE = "identity.pem"
+# The principal and key type derived from identity.pem, keyed by the PEM's SHA-256: every command
+# needs the principal, and deriving it means importing `cryptography` (tens of milliseconds of a
+# command's start) to parse the key. A key file that changes no longer matches, and is parsed again.
+PRINCIPAL_CACHE_FILE = "principal.json"
 CONFIG_FILE = "identity.json"
 _TEMP_PREFIX = ".tmp-"
 # dfx's rule for identity names: ASCII letters, digits and . _ - @ (not starting with a dot).
@@ -126,8 +130,32 @@ def _read(name: str, *, created: bool = False) -> Identity:
                             f"`graphcopy identity new {name}` makes it)") from None
     except OSError as exc:
         raise IdentityError(f"cannot read the key of identity {name!r} ({path}): {exc.strerror}") from None
-    return Identity(name=name, principal=principal_of_pem(pem, str(path)), key_type=key_type_of_pem(pem, str(path)),
-                    pem_path=path, created=created)
+    principal, key_type = _derived(path, pem)
+    return Identity(name=name, principal=principal, key_type=key_type, pem_path=path, created=created)
+
+
+def _derived(path: Path, pem: bytes) -> tuple[Principal, str]:
+    """The principal and key type of the key in ``pem``: from :data:`PRINCIPAL_CACHE_FILE` when it
+    was written for this very PEM, else parsed (and the cache written, if the directory lets us)."""
+    digest = hashlib.sha256(pem).hexdigest()
+    cache = path.with_name(PRINCIPAL_CACHE_FILE)
+    try:
+        doc = json.loads(cache.read_text(encoding="utf-8"))
+        if doc.get("pem_sha256") == digest and doc.get("key_type") in ("ed25519", "secp256k1"):
+            return Principal.from_text(str(doc["principal"])), str(doc["key_type"])
+    except (OSError, ValueError, AttributeError, KeyError, GraphcopyError):
+        pass  # no cache, or one that is not ours to trust: parse the key
+    from persist.identity.keys import key_type_of_pem, principal_of_pem
+
+    principal, key_type = principal_of_pem(pem, str(path)), key_type_of_pem(pem, str(path))
+    text = json.dumps({"pem_sha256": digest, "principal": principal.to_text(), "key_type": key_type})
+    temp = cache.with_name(f"{_TEMP_PREFIX}{PRINCIPAL_CACHE_FILE}")
+    try:
+        temp.write_text(text + "\n", encoding="utf-8")
+        temp.replace(cache)
+    except OSError:
+        pass  # a read-only config directory: the next command parses the key again
+    return principal, key_type
 
 
 def _is_principal(text: str) -> bool:
@@ -169,6 +197,8 @@ def load_identity(name: str) -> Identity:
         return Identity(name=ANONYMOUS, principal=Principal.anonymous())
     _check_name(name)
     if name == DEFAULT and not identity_pem_path(DEFAULT).exists():
+        from persist.identity.keys import generate_ed25519_pem
+
         return _write(DEFAULT, generate_ed25519_pem(), force=False)
     return _read(name)
 
@@ -180,12 +210,16 @@ def current_identity(name: str | None = None) -> Identity:
 
 def new_identity(name: str, *, force: bool = False) -> Identity:
     """Make identity ``name`` with a new Ed25519 key (IdentityError if it exists, unless ``force``)."""
+    from persist.identity.keys import generate_ed25519_pem
+
     _check_name(name, creating=True)
     return _write(name, generate_ed25519_pem(), force=force)
 
 
 def import_identity(name: str, pem: bytes, *, source: str = "the key file", force: bool = False) -> Identity:
     """Make identity ``name`` from a PEM private key (Ed25519 or secp256k1, as dfx writes them)."""
+    from persist.identity.keys import principal_of_pem
+
     _check_name(name, creating=True)
     principal_of_pem(pem, source)  # refuse what is not a usable key before writing anything
     return _write(name, pem, force=force)
