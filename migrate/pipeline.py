@@ -40,6 +40,7 @@ import hashlib
 import json
 import multiprocessing
 import queue
+import sys
 import threading
 import time
 import tomllib
@@ -53,6 +54,7 @@ import sqlalchemy as sa
 
 from migrate.errors import PipelineError
 from persist.errors import GraphcopyError
+from persist.interrupts import deferred
 from persist.session import Store, open_store
 from persist.store import db, locks, schema
 from persist.store.canisters import DELETED, insert_ignore
@@ -517,8 +519,13 @@ def _worker_main(url: str, pipeline: Pipeline, events: Any, index: int, caller: 
         events.put(event)
 
     # The worker acts as the process that ran the pipeline (the CLI's identity, a script's caller).
-    with open_store(url, caller=caller, caller_held=caller_held) as store:
-        _work(store, pipeline, owner, put)
+    # A terminal's Ctrl-C reaches every worker: each stops between two messages (persist.interrupts)
+    # and exits 130 without a traceback; what it had claimed is taken over by the next run.
+    try:
+        with deferred(), open_store(url, caller=caller, caller_held=caller_held) as store:
+            _work(store, pipeline, owner, put)
+    except KeyboardInterrupt:
+        sys.exit(130)
 
 
 # ------------------------------------------------------------------------------------------- running

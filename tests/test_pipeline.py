@@ -122,6 +122,59 @@ def slow(store, name):
 '''
 
 
+WAIT_HOOK = '''
+import time
+from pathlib import Path
+def wait(store, name):
+    marker = Path(__file__).with_name("wait-" + name)
+    if marker.exists():
+        Path(__file__).with_name("waiting-" + name).write_text("x")
+        while marker.exists():
+            time.sleep(0.05)
+    return True
+'''
+
+
+def test_ctrl_c_stops_the_workers_between_messages(sqlite_url: str, tmp_path: Path) -> None:
+    """A terminal's Ctrl-C reaches the pipeline and all its workers: each finishes the step it is in,
+    stops before its next message and exits quietly (no traceback); the command exits 130 and a rerun
+    completes, every canister upgraded exactly once."""
+    victim = "c-02"
+    with open_store(sqlite_url) as store:
+        before = populate(store, 6, bad=False)
+    (tmp_path / "hooks_wait.py").write_text(WAIT_HOOK)
+    (tmp_path / f"wait-{victim}").write_text("x")
+    path = write_pipeline(tmp_path, extra_verify='\n[[verify]]\nhook = "hooks_wait:wait"')
+    cmd = [sys.executable, "-m", "cli.main", "--db", sqlite_url, "pipeline", "run", str(path), "--workers", "2"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (tmp_path / f"waiting-{victim}").exists():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the worker never reached the hook"
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGINT)  # as a terminal sends it: to the whole process group
+        time.sleep(0.5)
+        assert proc.poll() is None  # the worker in the hook finishes its step first
+        (tmp_path / f"wait-{victim}").unlink()
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == (
+        "error: interrupted; committed messages stay committed, queued ones run with the next command")
+    rerun = subprocess.run([*cmd[:-1], "1", "--json"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert rerun.returncode == 0, rerun.stderr
+    assert all(c["state"] == "done" for c in json.loads(rerun.stdout)["canisters"])
+    with open_store(sqlite_url) as store:
+        for name, reply in before.items():
+            assert upgrades(store, name) == 1, name
+            assert call(store, name, "get") == reply
+
+
 def _lock_row(url: str, canister: str) -> sa.Row[object] | None:
     with open_store(url) as store, db.read_transaction(store.engine) as conn:
         pl = schema.pipeline_locks
