@@ -173,6 +173,7 @@ def test_sqlite_settings(sqlite_url: str) -> None:
             assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
             assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 5000
+            assert conn.exec_driver_sql("PRAGMA secure_delete").scalar() == 2  # FAST, whatever the build's default
     finally:
         engine.dispose()
 

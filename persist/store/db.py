@@ -154,6 +154,12 @@ def _sqlite_engine(u: sa.URL, lock_timeout_s: float) -> sa.Engine:
             cur.execute("PRAGMA journal_mode = WAL")
             cur.execute("PRAGMA synchronous = FULL")
             cur.execute("PRAGMA foreign_keys = ON")
+            # Builds compiled with SQLITE_SECURE_DELETE (Debian's, among others) zero every page they
+            # free: deleting a stored 64 KiB page (a heap or stable memory that is cleared, a dropped
+            # snapshot) then writes as much as storing one did. FAST still purges b-tree pages but not
+            # freed overflow pages, which keep old page bytes until reused (README, Limits). Measured:
+            # the upgrade step of a 583 MiB graph copy, which clears 512 MiB of stable memory, 8.7 -> 5.6 s.
+            cur.execute("PRAGMA secure_delete = FAST")
         finally:
             cur.close()
 
