@@ -16,7 +16,9 @@ so a snapshot maps the live pages to blobs from the covering index without readi
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import sqlite3
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -131,7 +133,9 @@ def _read_sqlite(
             cur.execute(
                 f"SELECT page_no, data FROM {table} WHERE canister_id = ? ORDER BY page_no", (canister_id,)
             )
-            yield from cur
+            # Not ``yield from cur``: closing this generator would then close the cursor unguarded.
+            for row in cur:  # noqa: UP028
+                yield row
             return
         for i in range(0, len(wanted), _LOOKUP_CHUNK):
             chunk = wanted[i : i + _LOOKUP_CHUNK]
@@ -143,7 +147,10 @@ def _read_sqlite(
             )
             yield from cur.fetchall()
     finally:
-        cur.close()
+        # A reader abandoned half-way (its consumer raised) may be closed after its connection went
+        # back to the pool and was closed: the cursor is gone with it, nothing is left to release.
+        with contextlib.suppress(sqlite3.ProgrammingError):
+            cur.close()
 
 
 def _read_pg(
