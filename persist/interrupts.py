@@ -49,7 +49,10 @@ def _handler(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
     _STATE.pending = True
     if _STATE.notice is not None:
-        _STATE.notice()
+        try:
+            _STATE.notice()
+        except Exception:  # noqa: BLE001 - a handler runs anywhere: it must not raise (a closed stderr)
+            pass
 
 
 @contextmanager

@@ -100,6 +100,16 @@ def test_a_question_is_interrupted_at_once() -> None:
     assert not pending()
 
 
+def test_a_notice_that_fails_does_not_raise_where_the_signal_landed() -> None:
+    def broken() -> None:
+        raise OSError("stderr is closed")
+
+    with pytest.raises(KeyboardInterrupt), deferred(notice=broken):
+        ctrl_c()  # the handler ran here; its notice failed, and nothing was raised in this frame
+        assert pending()
+        checkpoint()
+
+
 def test_outside_the_main_thread_nothing_changes() -> None:
     seen: list[object] = []
 
