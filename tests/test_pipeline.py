@@ -113,19 +113,8 @@ import time
 from pathlib import Path
 
 
-def slow(store, name):
-    marker = Path(__file__).with_name("sleep-" + name)
-    if marker.exists():
-        Path(__file__).with_name("sleeping-" + name).write_text("x")
-        time.sleep(120)
-    return True
-'''
-
-
-WAIT_HOOK = '''
-import time
-from pathlib import Path
 def wait(store, name):
+    """Hold the verify step of ``name`` while the file ``wait-NAME`` exists."""
     marker = Path(__file__).with_name("wait-" + name)
     if marker.exists():
         Path(__file__).with_name("waiting-" + name).write_text("x")
@@ -135,25 +124,35 @@ def wait(store, name):
 '''
 
 
+def held_pipeline_run(url: str, tmp_path: Path, victim: str) -> tuple[subprocess.Popen[str], list[str], dict[str, str]]:
+    """Six counters and ``graphcopy pipeline run --workers 2`` in its own process group, returned once the
+    worker on ``victim`` is held in its verify hook (``tmp_path / f"wait-{victim}"`` releases it).
+    Returns the process, its command and the canisters' replies before the run."""
+    with open_store(url) as store:
+        before = populate(store, 6, bad=False)
+    (tmp_path / "hooks_wait.py").write_text(HOOK)
+    (tmp_path / f"wait-{victim}").write_text("x")
+    path = write_pipeline(tmp_path, extra_verify='\n[[verify]]\nhook = "hooks_wait:wait"')
+    cmd = [sys.executable, "-m", "cli.main", "--db", url, "pipeline", "run", str(path), "--workers", "2"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / f"waiting-{victim}").exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            out, err = proc.communicate()
+            raise AssertionError(f"the worker never reached the hook (exit {proc.returncode}):\n{out}\n{err}")
+        time.sleep(0.05)
+    return proc, cmd, before
+
+
 def test_ctrl_c_stops_the_workers_between_messages(sqlite_url: str, tmp_path: Path) -> None:
     """A terminal's Ctrl-C reaches the pipeline and all its workers: each finishes the step it is in,
     stops before its next message and exits quietly (no traceback); the command exits 130 and a rerun
     completes, every canister upgraded exactly once."""
     victim = "c-02"
-    with open_store(sqlite_url) as store:
-        before = populate(store, 6, bad=False)
-    (tmp_path / "hooks_wait.py").write_text(WAIT_HOOK)
-    (tmp_path / f"wait-{victim}").write_text("x")
-    path = write_pipeline(tmp_path, extra_verify='\n[[verify]]\nhook = "hooks_wait:wait"')
-    cmd = [sys.executable, "-m", "cli.main", "--db", sqlite_url, "pipeline", "run", str(path), "--workers", "2"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc, cmd, before = held_pipeline_run(sqlite_url, tmp_path, victim)
     try:
-        deadline = time.monotonic() + 120
-        while not (tmp_path / f"waiting-{victim}").exists():
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "the worker never reached the hook"
-            time.sleep(0.05)
         os.killpg(proc.pid, signal.SIGINT)  # as a terminal sends it: to the whole process group
         time.sleep(0.5)
         assert proc.poll() is None  # the worker in the hook finishes its step first
@@ -183,19 +182,9 @@ def _lock_row(url: str, canister: str) -> sa.Row[object] | None:
 
 def test_killed_worker_rerun_and_locked_by(pg_url: str, tmp_path: Path) -> None:
     victim = "c-03"
-    with open_store(pg_url) as store:
-        before = populate(store, 6, bad=False)
-    (tmp_path / "hooks_slow.py").write_text(HOOK)
-    (tmp_path / f"sleep-{victim}").write_text("x")
-    path = write_pipeline(tmp_path, extra_verify='\n[[verify]]\nhook = "hooks_slow:slow"')
-    cmd = [sys.executable, "-m", "cli.main", "--db", pg_url, "pipeline", "run", str(path), "--workers", "2"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc, cmd, before = held_pipeline_run(pg_url, tmp_path, victim)
+    path = Path(cmd[cmd.index("run") + 1])
     try:
-        deadline = time.monotonic() + 60
-        while not (tmp_path / f"sleeping-{victim}").exists():
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "the worker never reached the hook"
-            time.sleep(0.1)
         row = _lock_row(pg_url, victim)
         assert row is not None and row.state == "running"
         owner = str(row.owner)
@@ -207,13 +196,13 @@ def test_killed_worker_rerun_and_locked_by(pg_url: str, tmp_path: Path) -> None:
         assert runner.invoke(app, ["--db", pg_url, "call", victim, "get"]).exit_code == 0  # queries pass
         status = runner.invoke(app, ["--db", pg_url, "pipeline", "status", str(path), "--json"])
         assert {c["canister"]: c["state"] for c in json.loads(status.stdout)["canisters"]}[victim] == "running"
-        (tmp_path / f"sleep-{victim}").unlink()
-        os.kill(int(owner.rpartition(":")[2]), signal.SIGKILL)
+        os.kill(int(owner.rpartition(":")[2]), signal.SIGKILL)  # while it holds the claim, in the hook
         proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+    (tmp_path / f"wait-{victim}").unlink()  # the rerun's verify does not wait
     rerun = subprocess.run([*cmd[:-1], "1", "--json"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert rerun.returncode == 0, rerun.stderr
     doc = json.loads(rerun.stdout)
