@@ -153,6 +153,7 @@ def test_the_principal_is_cached_beside_the_key_for_that_key_only(own_config: Pa
     cache = own_config / "identity" / "alice" / "principal.json"
     doc = json.loads(cache.read_text())
     assert doc["principal"] == alice.principal.to_text() and doc["key_type"] == "ed25519"
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o600
     probe = ("import sys; from persist.identity import load_identity; p = load_identity('alice').principal; "
              "print(p.to_text(), 'cryptography' in sys.modules)")
     env = {"GRAPHCOPY_CONFIG_DIR": str(own_config), "PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}

@@ -151,7 +151,9 @@ def _derived(path: Path, pem: bytes) -> tuple[Principal, str]:
     text = json.dumps({"pem_sha256": digest, "principal": principal.to_text(), "key_type": key_type})
     temp = cache.with_name(f"{_TEMP_PREFIX}{PRINCIPAL_CACHE_FILE}")
     try:
-        temp.write_text(text + "\n", encoding="utf-8")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # as private as the key beside it
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text + "\n")
         temp.replace(cache)
     except OSError:
         pass  # a read-only config directory: the next command parses the key again
