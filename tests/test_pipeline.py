@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -114,10 +115,12 @@ from pathlib import Path
 
 
 def wait(store, name):
-    """Hold the verify step of ``name`` while the file ``wait-NAME`` exists."""
+    """Hold the first verify step of ``name`` while the file ``wait-NAME`` exists (a worker that takes the
+    canister over later, from one that was killed in here, is not held)."""
     marker = Path(__file__).with_name("wait-" + name)
-    if marker.exists():
-        Path(__file__).with_name("waiting-" + name).write_text("x")
+    held = Path(__file__).with_name("waiting-" + name)
+    if marker.exists() and not held.exists():
+        held.write_text("x")
         while marker.exists():
             time.sleep(0.05)
     return True
@@ -146,6 +149,15 @@ def held_pipeline_run(url: str, tmp_path: Path, victim: str) -> tuple[subprocess
     return proc, cmd, before
 
 
+def end_process_group(proc: subprocess.Popen[str]) -> None:
+    """Whatever a test left running of a pipeline run (the command, and workers a killed parent
+    orphaned: they hold its output pipes) is killed, so a failing test cannot hang the suite."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.communicate(timeout=30)
+
+
 def test_ctrl_c_stops_the_workers_between_messages(sqlite_url: str, tmp_path: Path) -> None:
     """A terminal's Ctrl-C reaches the pipeline and all its workers: each finishes the step it is in,
     stops before its next message and exits quietly (no traceback); the command exits 130 and a rerun
@@ -159,9 +171,7 @@ def test_ctrl_c_stops_the_workers_between_messages(sqlite_url: str, tmp_path: Pa
         (tmp_path / f"wait-{victim}").unlink()
         _, err = proc.communicate(timeout=120)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        end_process_group(proc)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and err.strip().splitlines()[-1] == (
         "error: interrupted; committed messages stay committed, queued ones run with the next command")
@@ -199,10 +209,7 @@ def test_killed_worker_rerun_and_locked_by(pg_url: str, tmp_path: Path) -> None:
         os.kill(int(owner.rpartition(":")[2]), signal.SIGKILL)  # while it holds the claim, in the hook
         proc.communicate(timeout=60)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    (tmp_path / f"wait-{victim}").unlink()  # the rerun's verify does not wait
+        end_process_group(proc)
     rerun = subprocess.run([*cmd[:-1], "1", "--json"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert rerun.returncode == 0, rerun.stderr
     doc = json.loads(rerun.stdout)
