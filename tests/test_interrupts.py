@@ -1,7 +1,9 @@
 """Ctrl-C stops work between messages, never inside one (persist.interrupts).
 
 The unit tests send the process a real SIGINT; the end-to-end ones interrupt a real Motoko canister's
-long update (the ledger example loading accounts) and a real graph copy through the CLI."""
+long update (the ledger example loading accounts) through the API and through the CLI, and a snapshot
+export half-way. (The graph copy interrupted through the CLI is in test_readme and test_cli_safety, the
+pipeline's workers in test_pipeline.)"""
 
 from __future__ import annotations
 
