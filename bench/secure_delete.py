@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import event  # noqa: E402
 
-from bench.upgrade import GROW_STEP_MIB, nat_arg, phase_seconds  # noqa: E402
+from bench.upgrade import grow, phase_seconds  # noqa: E402
 from migrate import upgrade  # noqa: E402
 from persist import api  # noqa: E402
 from persist.session import Store, open_store  # noqa: E402
@@ -44,11 +44,7 @@ def built_store(directory: str, wasm: bytes, mib: int, *, secure_delete_on: bool
 
         store.engine.dispose()  # connections from now on have it
     api.install(store, "h", wasm)
-    left = mib
-    while left > 0:
-        step = min(GROW_STEP_MIB, left)
-        api.call(store, "h", "grow", nat_arg(step))
-        left -= step
+    grow(store, "h", mib)
     upgrade(store, "h", wasm, mode="keep")  # the first snapshot: later ones map pages by their hashes
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA secure_delete").scalar() == (1 if secure_delete_on else 2)

@@ -223,16 +223,22 @@ def graph_copies(store: Store, name: str, wasm: bytes, digest: bytes, scale: flo
     }
 
 
-def bench_heap(store: Store, wasm: bytes, mib: int, scales: list[float], repeat: int,
-               n_keeps: int = 5) -> dict[str, Any]:
-    name = f"heap-{mib}"
-    api.install(store, name, wasm)
-    t0 = time.perf_counter()
+def grow(store: Store, name: str, mib: int) -> None:
+    """Add ``mib`` MiB of bench data to canister ``name`` (running ``bench/canisters/heap.mo``), in
+    ``GROW_STEP_MIB`` steps so each message stays within the IC's instruction budget."""
     left = mib
     while left > 0:
         step = min(GROW_STEP_MIB, left)
         api.call(store, name, "grow", nat_arg(step))
         left -= step
+
+
+def bench_heap(store: Store, wasm: bytes, mib: int, scales: list[float], repeat: int,
+               n_keeps: int = 5) -> dict[str, Any]:
+    name = f"heap-{mib}"
+    api.install(store, name, wasm)
+    t0 = time.perf_counter()
+    grow(store, name, mib)
     build = time.perf_counter() - t0
     st = api.status(store, name)
     digest = api.call(store, name, "digest").reply
