@@ -23,6 +23,7 @@ from cli.common import (
     with_spinner,
 )
 from persist.errors import CandidError, CanisterTrapError, InvalidArgumentError
+from persist.interrupts import immediate
 
 Output = Literal["pp", "idl", "json", "raw", "hex"]
 ArgType = Literal["idl", "raw"]
@@ -241,8 +242,6 @@ def logs(
         for line in lines:
             _emit(line, as_json)
             last = int(line.seq)
-        from persist.interrupts import immediate
-
         try:
             while follow:
                 with immediate():  # Ctrl-C ends --follow at once while it waits (persist.interrupts)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 import typer
 
 from persist.errors import GraphcopyError, InvalidArgumentError
+from persist.interrupts import immediate
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -224,8 +225,6 @@ def confirm(question: str, yes: bool) -> None:
     if yes:
         return
     if sys.stdin.isatty():
-        from persist.interrupts import immediate
-
         with immediate():  # Ctrl-C at the question ends the command at once
             answer = typer.confirm(question, default=False, err=True)
         if answer:
