@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import array
+import hashlib
+import os
 import shutil
+import signal
 import sqlite3
 import threading
 import time
@@ -457,6 +460,84 @@ def test_page_batches_copy_delete_cascade(engine: sa.Engine) -> None:
         # deleting the canister cascades to its pages
         conn.execute(schema.canisters.delete().where(schema.canisters.c.id == dst))
         assert pages.stored_page_count(conn, pages.STABLE, dst) == 0
+
+
+def _stored_with_hashes(conn: sa.Connection, cid: int) -> dict[int, tuple[bytes, str]]:
+    rows = conn.execute(sa.select(schema.heap_pages.c.page_no, schema.heap_pages.c.data, schema.heap_pages.c.hash)
+                        .where(schema.heap_pages.c.canister_id == cid))
+    return {int(no): (bytes(data), str(h)) for no, data, h in rows}
+
+
+def _many_batch_writes(n: int) -> tuple[list[tuple[int, bytes]], dict[int, bytes]]:
+    """Writes spanning several batches, with later batches zeroing and rewriting pages of earlier
+    ones, and what the store must hold after them (the last write of each page wins)."""
+    b = pages.BATCH_PAGES
+    seq = [(i, _page(i % 250 + 1)) for i in range(n)]
+    seq += [(5, bytes(P)), (7, _page(251)), (9, bytes(P)), (9, _page(252))]
+    seq += [(n + i, _page(3)) for i in range(b)] + [(n, bytes(P)), (n + 1, _page(253)), (7, bytes(P))]
+    expected: dict[int, bytes] = {}
+    for no, data in seq:
+        if data == bytes(P):
+            expected.pop(no, None)
+        else:
+            expected[no] = data
+    return seq, expected
+
+
+def test_page_writes_over_many_batches_keep_their_order_and_hashes(engine: sa.Engine) -> None:
+    # a write of several batches hashes each batch on a helper thread while the one before is
+    # stored: the statements must still run in the order of the writes, each page with its hash
+    with db.transaction(engine) as conn:
+        cid = _new_canister(conn)
+    seq, expected = _many_batch_writes(3 * pages.BATCH_PAGES + 10)
+    with db.transaction(engine) as conn:
+        written = pages.write_pages(conn, pages.HEAP, cid, seq)
+    assert written == sum(P for _, data in seq if data != bytes(P))
+    with db.read_transaction(engine) as conn:
+        stored = _stored_with_hashes(conn, cid)
+    assert {no: data for no, (data, _) in stored.items()} == expected
+    assert all(h == hashlib.sha256(data).hexdigest() for data, h in stored.values())
+
+
+def test_page_writes_after_a_fork_hash_in_the_child(sqlite_url: str, tmp_path: Path) -> None:
+    # the parent's helper thread does not survive a fork; a child (the pipeline and rehearse forks)
+    # must get its own rather than wait on a thread that is not there
+    parent = db.open_engine(sqlite_url)
+    try:
+        with db.transaction(parent) as conn:
+            cid = _new_canister(conn)
+            pages.write_pages(conn, pages.HEAP, cid, _many_batch_writes(2 * pages.BATCH_PAGES)[0])
+    finally:
+        parent.dispose()
+    child_url = f"sqlite:///{tmp_path / 'child.db'}"
+    seq, expected = _many_batch_writes(2 * pages.BATCH_PAGES + 1)
+    pid = os.fork()
+    if pid == 0:  # the child: any failure is its exit status
+        code = 1
+        try:
+            child = db.open_engine(child_url)
+            with db.transaction(child) as conn:
+                pages.write_pages(conn, pages.HEAP, _new_canister(conn), seq)
+            child.dispose()
+            code = 0
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 30
+    while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if done[0] == 0:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child hung in write_pages")
+    assert os.waitstatus_to_exitcode(done[1]) == 0
+    check = db.open_engine(child_url)
+    try:
+        with db.read_transaction(check) as conn:
+            (cid,) = conn.execute(sa.select(schema.canisters.c.id)).one()
+            stored = _stored_with_hashes(conn, cid)
+    finally:
+        check.dispose()
+    assert {no: data for no, (data, _) in stored.items()} == expected
 
 
 def test_page_functions_autobegin(engine: sa.Engine) -> None:
