@@ -27,6 +27,7 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import signal
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -48,6 +49,13 @@ os.environ.pop("GRAPHCOPY_CACHE_DIR", None)
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="graphcopy-test-cache-")
 _CACHE_OWNER = os.getpid()  # a forked child leaving must not remove it under the suite
 atexit.register(lambda d=os.environ["XDG_CACHE_HOME"]: os.getpid() == _CACHE_OWNER and shutil.rmtree(d, True))
+
+# A suite started in the background by a shell without job control (`bash .ci/run &`, a CI runner's
+# script) inherits SIGINT ignored, and so would every graphcopy process it starts: a Python that
+# starts with SIGINT ignored keeps it ignored, and the Ctrl-C tests would see no Ctrl-C. With a
+# handler here, the processes the tests start begin with the default disposition again.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 PG_ENV = "GRAPHCOPY_TEST_PG_URL"
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"

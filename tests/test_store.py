@@ -500,8 +500,8 @@ def test_page_writes_over_many_batches_keep_their_order_and_hashes(engine: sa.En
 
 
 def test_page_writes_after_a_fork_hash_in_the_child(sqlite_url: str, tmp_path: Path) -> None:
-    # the parent's helper thread does not survive a fork; a child (the pipeline and rehearse forks)
-    # must get its own rather than wait on a thread that is not there
+    # the parent's helper thread does not survive a fork; a child (the kill tests fork their operations,
+    # a script may too) must get its own rather than wait on a thread that is not there
     parent = db.open_engine(sqlite_url)
     try:
         with db.transaction(parent) as conn:
