@@ -15,6 +15,7 @@ only an identity whose key the user holds acts as a controller (``persist.sessio
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -149,15 +150,19 @@ def _derived(path: Path, pem: bytes) -> tuple[Principal, str]:
 
     principal, key_type = principal_of_pem(pem, str(path)), key_type_of_pem(pem, str(path))
     text = json.dumps({"pem_sha256": digest, "principal": principal.to_text(), "key_type": key_type})
-    temp = cache.with_name(f"{_TEMP_PREFIX}{PRINCIPAL_CACHE_FILE}")
-    try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # as private as the key beside it
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text + "\n")
-        temp.replace(cache)
-    except OSError:
-        pass  # a read-only config directory: the next command parses the key again
+    with contextlib.suppress(OSError):  # a read-only config directory: the next command parses the key again
+        _replace_file(cache, text + "\n", 0o600)  # as private as the key beside it
     return principal, key_type
+
+
+def _replace_file(path: Path, text: str, mode: int) -> None:
+    """Write ``text`` to ``path`` through a temporary file renamed over it, so that a reader sees
+    the old file or the new one, never a part. Raises OSError."""
+    temp = path.with_name(f"{_TEMP_PREFIX}{path.name}")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    temp.replace(path)
 
 
 def _is_principal(text: str) -> bool:
@@ -233,9 +238,7 @@ def use_identity(name: str) -> Identity:
     path = config_dir() / CONFIG_FILE
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        temp = path.with_suffix(".json.tmp")
-        temp.write_text(json.dumps({DEFAULT: name}, indent=2) + "\n", encoding="utf-8")
-        temp.replace(path)
+        _replace_file(path, json.dumps({DEFAULT: name}, indent=2) + "\n", 0o666)  # as write_text made it (umask)
     except OSError as exc:
         raise IdentityError(f"cannot write {path}: {exc.strerror}") from None
     return identity
